@@ -1,0 +1,1 @@
+"""Storage backends behind ``pipeline.volume.Volume``: one file per format."""
