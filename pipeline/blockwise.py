@@ -157,10 +157,13 @@ def _validate(task: BlockTask) -> BlockGrid:
     return task.grid()
 
 
-def _check_resources(client, task: BlockTask, wait_s: float = 10.0) -> None:
+RESOURCE_WAIT_S = 10.0
+
+
+def _check_resources(client, task: BlockTask, wait_s: float | None = None) -> None:
     if not task.resources:
         return
-    deadline = time.time() + wait_s
+    deadline = time.time() + (RESOURCE_WAIT_S if wait_s is None else wait_s)
     while True:
         workers = client.scheduler_info(n_workers=-1).get("workers", {})
         ok = [

@@ -1,0 +1,65 @@
+import numpy as np
+
+from pipeline.cli import main
+from pipeline.volume import open_volume
+from tests.conftest import shared_file
+
+
+def test_h5_zarr_precomputed_zarr_is_bit_identical(tmp_path, client):
+    from pipeline.stages.convert import convert
+
+    h5 = shared_file("fib_medulla_flyem/fib_medulla_train.h5")
+    for dataset in ("volumes/raw", "volumes/labels/neuron_ids"):
+        name = dataset.rsplit("/", 1)[-1]
+        src = f"{h5}/{dataset}"
+        z1 = str(tmp_path / "a.zarr" / name)
+        pc = f"precomputed://file://{tmp_path}/pc_{name}"
+        z2 = str(tmp_path / "b.zarr" / name)
+        convert(src, z1, chunks=(32, 64, 64), shards=(64, 128, 128), client=client, progress=False)
+        convert(z1, pc, chunks=(32, 64, 64), client=client, progress=False)
+        convert(pc, z2, chunks=(16, 50, 50), client=client, progress=False)
+        ref = open_volume(src)
+        out = open_volume(z2)
+        assert (out.shape, out.dtype, out.voxel_size, out.offset) == (
+            ref.shape,
+            ref.dtype,
+            ref.voxel_size,
+            ref.offset,
+        )
+        assert open_volume(pc).voxel_size == (10, 10, 10)
+        np.testing.assert_array_equal(out.read(), ref.read())
+
+
+def test_cli_info_and_convert(tmp_path, capsys):
+    h5 = shared_file("gala_fib_example/gala_fib_train.h5")
+    dst = str(tmp_path / "g.zarr" / "raw")
+    assert (
+        main(
+            ["convert", f"{h5}/volumes/raw", dst, "--chunks", "25,50,50", "--cluster", "threads:2"]
+        )
+        == 0
+    )
+    assert main(["info", dst, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"shape": [50, 100, 200]' in out and '"chunks": [25, 50, 50]' in out
+
+
+def test_cli_errors_name_the_input_and_exit_2(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "none.zarr" / "raw")]) == 2
+    assert "no Zarr volume at" in capsys.readouterr().err
+    h5 = shared_file("gala_fib_example/gala_fib_train.h5")
+    code = main(
+        [
+            "convert",
+            f"{h5}/volumes/raw",
+            str(tmp_path / "x.zarr/raw"),
+            "--chunks",
+            "25,50,50",
+            "--block",
+            "30,50,50",
+            "--cluster",
+            "threads:1",
+        ]
+    )
+    assert code == 2 and "not a multiple" in capsys.readouterr().err
+    assert main(["convert", "a", "b", "--chunks", "1,2"]) == 2
