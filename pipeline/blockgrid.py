@@ -43,16 +43,19 @@ class BlockGrid:
             raise ValueError(f"context must not be negative, got {self.context}")
         if self.edge not in ("clip", "pad"):
             raise ValueError(f"edge must be 'clip' or 'pad', got {self.edge!r}")
+        grid = tuple(
+            math.ceil(s / b) for s, b in zip(self.total_roi.shape, self.block_shape, strict=True)
+        )
+        object.__setattr__(self, "_grid_shape", grid)
+        object.__setattr__(self, "_num_blocks", 0 if self.total_roi.empty else math.prod(grid))
 
     @property
     def grid_shape(self) -> Coord:
-        return tuple(
-            math.ceil(s / b) for s, b in zip(self.total_roi.shape, self.block_shape, strict=True)
-        )
+        return self._grid_shape
 
     @property
     def num_blocks(self) -> int:
-        return 0 if self.total_roi.empty else math.prod(self.grid_shape)
+        return self._num_blocks
 
     def index_of(self, block_id: int) -> Coord:
         index = []
@@ -71,13 +74,17 @@ class BlockGrid:
         if not 0 <= block_id < self.num_blocks:
             raise IndexError(f"block id {block_id} outside 0..{self.num_blocks - 1}")
         index = self.index_of(block_id)
-        begin = tuple(
-            t + i * b for t, i, b in zip(self.total_roi.begin, index, self.block_shape, strict=True)
-        )
-        write_roi = Roi(begin, self.block_shape).intersect(self.total_roi)
-        read_roi = write_roi.grow(self.context)
+        t_begin, t_end = self.total_roi.begin, self.total_roi.end
+        begin = tuple(t + i * b for t, i, b in zip(t_begin, index, self.block_shape, strict=True))
+        end = tuple(min(x + b, e) for x, b, e in zip(begin, self.block_shape, t_end, strict=True))
+        write_roi = Roi._trusted(begin, tuple(e - x for x, e in zip(begin, end, strict=True)))
+        r_begin = tuple(x - c for x, c in zip(begin, self.context, strict=True))
+        r_end = tuple(e + c for e, c in zip(end, self.context, strict=True))
         if self.edge == "clip":
-            read_roi = read_roi.intersect(self.read_bounds or self.total_roi)
+            bounds = self.read_bounds or self.total_roi
+            r_begin = tuple(max(x, b) for x, b in zip(r_begin, bounds.begin, strict=True))
+            r_end = tuple(min(x, e) for x, e in zip(r_end, bounds.end, strict=True))
+        read_roi = Roi._trusted(r_begin, tuple(e - x for x, e in zip(r_begin, r_end, strict=True)))
         return Block(block_id, index, read_roi, write_roi)
 
     def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[Block]:

@@ -40,6 +40,14 @@ class Roi:
         object.__setattr__(self, "shape", shape)
 
     @classmethod
+    def _trusted(cls, begin: Coord, shape: Coord) -> Roi:
+        """Build from int tuples already known to be valid (the block grid's hot path)."""
+        roi = object.__new__(cls)
+        object.__setattr__(roi, "begin", begin)
+        object.__setattr__(roi, "shape", shape)
+        return roi
+
+    @classmethod
     def from_bounds(cls, begin: Sequence[int], end: Sequence[int]) -> Roi:
         return cls(tuple(begin), tuple(max(0, e - b) for b, e in zip(begin, end, strict=True)))
 
