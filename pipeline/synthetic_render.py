@@ -29,7 +29,7 @@ class RenderParams:
     membrane_width: float = 1.5  # visible membrane thickness
     texture: float = 12.0  # fine intracellular texture
     stain: float = 7.0  # slow stain unevenness across the volume
-    mito_per_mvox: float = 40.0  # mitochondria per million voxels
+    mito_per_mvox: float = 60.0  # mitochondria per million voxels
     mito_dark: float = 70.0  # darkening of a mitochondrion's matrix
     vesicle_clusters_per_mvox: float = 25.0
     vesicle_dark: float = 45.0

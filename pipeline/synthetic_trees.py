@@ -30,7 +30,7 @@ class TreeParams:
     gap: float = 2.0  # clearance kept between seed tubes, so neighbours do not touch
     min_length: float = 4.0  # shortest neurite kept, in radii (short stubs make round objects)
     seed_radius: float = 0.4  # seed tube radius relative to ``radius``: thick seeds, big objects
-    radius_spread: float = 0.5  # log-normal spread of seed radii: varied calibres
+    radius_spread: float = 0.7  # log-normal spread of seed radii: varied calibres
     alignment: float = 0.0  # 0: neurites run every way; 1: all start along one random axis
     max_trees: int = 5000
 
