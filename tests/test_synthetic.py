@@ -4,6 +4,7 @@ a faithful round trip through petaseg volumes. Small volumes keep this file to a
 from __future__ import annotations
 
 import cc3d
+import edt
 import numpy as np
 import pytest
 from skimage.measure import regionprops
@@ -61,8 +62,6 @@ def test_objects_are_elongated(vol):
 def test_membranes_darker_than_cytoplasm_like_fib_sem(vol):
     raw = vol.raw.astype(np.float64)
     walls = vol.boundaries > 0
-    import edt
-
     depth = edt.edt(vol.labels, black_border=False)
     wall_mean, inside_mean = raw[walls].mean(), raw[depth >= 4].mean()
     # FlyEM FIB-SEM medulla: 98 on label boundaries, ~140 well inside objects
