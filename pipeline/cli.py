@@ -22,18 +22,27 @@ app = typer.Typer(
 )
 
 
-def _register_commands() -> None:
-    from . import commands
-
-    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{mod.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(app)
+COMMAND_PACKAGES = ["pipeline.commands"]
+_registered: set[str] = set()
 
 
-def main(argv: list[str] | None = None) -> int:
-    _register_commands()
+def _register_commands(packages: list[str]) -> None:
+    for package_name in packages:
+        if package_name in _registered:
+            continue
+        _registered.add(package_name)
+        package = importlib.import_module(package_name)
+        for mod in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            module = importlib.import_module(f"{package_name}.{mod.name}")
+            register = getattr(module, "register", None)
+            if register is not None:
+                register(app)
+
+
+def main(argv: list[str] | None = None, packages: list[str] | None = None) -> int:
+    """Run the CLI. ``packages`` lists the command packages (the ``petaseg`` entry point in
+    ``workflows/cli.py`` adds ``workflows.commands``, which may use everything)."""
+    _register_commands(packages or COMMAND_PACKAGES)
     try:
         app(args=argv, standalone_mode=False)
     except BlockFailures as e:
@@ -54,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    sys.exit(main())  # pipeline commands only; the installed entry point is workflows.cli
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Workflow-level CLI commands (demo, run, submit, status)."""

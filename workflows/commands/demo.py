@@ -1,0 +1,38 @@
+"""``petaseg demo``."""
+
+from __future__ import annotations
+
+import typer
+
+from pipeline.commands.common import parse_zyx
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        output: str = typer.Option("petaseg-demo", help="output folder"),
+        shape: str = typer.Option("64,128,128", help="synthetic volume shape Z,Y,X"),
+        seed: int = typer.Option(0, help="seed of the synthetic volume"),
+        input_url: str = typer.Option(
+            None, "--input", help="run on this volume instead of synthetic data"
+        ),
+        cluster: str = typer.Option(
+            "local", help="local, local:N, threads, tcp://... or tls://..."
+        ),
+    ) -> None:
+        """Run the pipeline on a synthetic EM volume (or --input) on an embedded LocalCluster."""
+        from workflows.cluster_spec import ClusterSpec, client_for_spec
+        from workflows.demo import run_demo
+
+        client = client_for_spec(ClusterSpec.from_cli(cluster))
+        try:
+            link = getattr(client, "dashboard_link", None)
+            if link:
+                print(f"Dask dashboard: {link}")
+            summary = run_demo(output, parse_zyx(shape, "shape"), seed, input_url, client=client)
+        finally:
+            cluster_obj = getattr(client, "cluster", None)
+            client.close()
+            if cluster_obj is not None:
+                cluster_obj.close()
+        print(summary.text())
