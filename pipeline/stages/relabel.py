@@ -1,0 +1,143 @@
+"""Relabel stage: apply a fragment -> segment lookup table blockwise, writing uint64 segments.
+
+Each block maps the distinct fragment ids it holds through the table partitions they belong to
+(with petaseg's id scheme: the block's own partition; otherwise the single ``all`` table), so a
+worker loads one small table per block, not the whole lookup table.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..blockwise import Block, BlockTask, RunReport, run_blockwise
+from ..errors import InputError
+from ..provenance import provenance
+from ..seg.ids import id_blocks
+from ..seg.tables import lut_table, read_json, read_table
+from ..volume import create_volume, open_volume
+from ..worker_cache import cached
+
+_LUT_CACHE_SIZE = 8
+
+
+class LutCache:
+    """The last few lookup-table partitions read by this worker (``all`` stays once read)."""
+
+    def __init__(self) -> None:
+        self.tables: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+    def get(self, url: str) -> tuple[np.ndarray, np.ndarray]:
+        if url in self.tables:
+            self.tables.move_to_end(url)
+            return self.tables[url]
+        try:
+            t = read_table(url)
+        except FileNotFoundError:
+            raise InputError(
+                f"lookup table partition {url} is missing: rerun the segment step"
+            ) from None
+        order = np.argsort(t["fragment"])
+        entry = (t["fragment"][order].astype(np.uint64), t["segment"][order].astype(np.uint64))
+        self.tables[url] = entry
+        if len(self.tables) > _LUT_CACHE_SIZE:
+            self.tables.popitem(last=False)
+        return entry
+
+
+def apply_lut(
+    fragments: np.ndarray, keys: np.ndarray, values: np.ndarray, where: str = "block"
+) -> np.ndarray:
+    """Map fragment ids through a sorted table; 0 stays 0; an id missing from it is an error."""
+    uniq, inv = np.unique(fragments, return_inverse=True)
+    mapped = np.zeros(len(uniq), np.uint64)
+    nz = uniq != 0
+    pos = np.minimum(np.searchsorted(keys, uniq[nz]), max(len(keys) - 1, 0))
+    found = (keys[pos] == uniq[nz]) if len(keys) else np.zeros(int(nz.sum()), bool)
+    if not found.all():
+        missing = uniq[nz][~found][:5].tolist()
+        raise InputError(
+            f"{where}: fragment ids {missing} are not in the lookup table; the table was built "
+            "from another fragments volume. Rerun graph, agglomerate and segment on these fragments"
+        )
+    mapped[nz] = values[pos]
+    return mapped[inv].reshape(fragments.shape)
+
+
+class RelabelBlock:
+    def __init__(self, fragments_url: str, lut: str, output_url: str, scheme: dict | None):
+        self.fragments_url, self.lut, self.output_url = fragments_url, lut, output_url
+        self.scheme = scheme
+
+    def __call__(self, block: Block) -> None:
+        fvol = cached(f"vol:r:{self.fragments_url}", lambda: open_volume(self.fragments_url))
+        out = cached(f"vol:a:{self.output_url}", lambda: open_volume(self.output_url, "a"))
+        luts = cached("relabel:luts", LutCache)
+        frag = fvol.read(block.write_roi)
+        if self.scheme:
+            ids = np.unique(frag)
+            ids = ids[ids != 0]
+            parts = np.unique(id_blocks(ids, self.scheme["shape"], self.scheme["block_shape"]))
+            tables = [luts.get(lut_table(self.lut, p)) for p in parts.tolist()]
+            if len(tables) == 1:
+                keys, values = tables[0]
+            elif tables:
+                keys = np.concatenate([t[0] for t in tables])
+                values = np.concatenate([t[1] for t in tables])
+                order = np.argsort(keys)
+                keys, values = keys[order], values[order]
+            else:
+                keys = values = np.zeros(0, np.uint64)
+        else:
+            keys, values = luts.get(lut_table(self.lut, "all"))
+        out.write(block.write_roi, apply_lut(frag, keys, values, f"block {block.block_id}"))
+
+
+def run_relabel(
+    fragments_url: str,
+    lut: str,
+    output_url: str,
+    client=None,
+    progress: bool = True,
+) -> RunReport:
+    """Write the segmentation ``output_url`` (uint64 Zarr) from fragments and a lookup table."""
+    try:
+        meta = read_json(f"{lut}/meta.json")
+    except FileNotFoundError:
+        raise InputError(f"no lookup table at {lut}: run `petaseg segment` first") from None
+    fvol = open_volume(fragments_url)
+    scheme = fvol.attrs.get("petaseg_fragments") or {}
+    if (meta.get("scheme") or None) != (scheme or None):
+        raise InputError(
+            f"lookup table {lut} was built for fragments with id scheme {meta.get('scheme')}, "
+            f"but {fragments_url} has {scheme or None}; relabel the fragments it was built from"
+        )
+    block = tuple(scheme.get("block_shape") or [min(c, 128) for c in fvol.chunks])
+    out = create_volume(
+        output_url,
+        fvol.shape,
+        np.uint64,
+        fvol.voxel_size,
+        fvol.offset,
+        chunks=block,
+        attrs={
+            "petaseg": provenance(
+                "relabel",
+                {"fragments": fragments_url, "lut": lut, "threshold": meta.get("threshold")},
+            )
+        },
+        exist_ok=True,
+    )
+    vs = fvol.voxel_size
+    task = BlockTask(
+        name="relabel",
+        total_roi=fvol.roi,
+        block_shape=tuple(b * v for b, v in zip(block, vs, strict=True)),
+        process=RelabelBlock(fvol.url, lut, out.url, scheme or None),
+        done_url=out.url,
+        params={"fragments": fragments_url, "lut": lut, "digest": meta.get("digest")},
+        voxel_size=vs,
+        write_grid=out.chunk_roi_shape,
+    )
+    return run_blockwise(task, client=client, progress=progress)

@@ -1,0 +1,149 @@
+"""Segment stage: fragment -> segment lookup tables at one or several thresholds.
+
+A segmentation at threshold ``t`` is the connected components of the edges whose merge score is
+below ``t``. The per-block score tables are streamed through an array union-find (edges of the
+lower thresholds are kept: thresholds are processed in increasing order and each adds only the
+edges between the previous threshold and its own). Every fragment gets a row, also those with no
+edge; a segment's id is the smallest fragment id in it (stable across thresholds and reruns).
+
+Tables: ``luts/t<threshold>/<partition>.parquet`` with columns fragment, segment. With petaseg's
+id scheme a partition is the block that holds a fragment's seed, so relabelling a block reads the
+partitions of its own and neighbouring blocks only; fragments from other tools get one
+partition, ``all``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..seg.ids import id_blocks
+from ..seg.tables import (
+    block_table,
+    iter_block_tables,
+    lut_root,
+    lut_table,
+    table_exists,
+    tables_root,
+    threshold_name,
+    write_json,
+    write_table,
+)
+from ..seg.unionfind import StreamingUnionFind
+from ..seg.watershed import FragmentParams
+from .agglomerate import (
+    DEFAULT_LOCAL_THRESHOLD,
+    DEFAULT_MAX_GLOBAL_EDGES,
+    node_ids,
+    run_agglomerate,
+)
+from .fragments import run_fragments
+from .graph import DEFAULT_BINS, read_graph_meta, run_graph
+from .relabel import run_relabel
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def run_segment(root: str, thresholds: Sequence[float]) -> list[dict[str, Any]]:
+    """Write a lookup table per threshold under ``root``; return a summary per threshold."""
+    meta = read_graph_meta(root)
+    n_blocks = meta["num_blocks"]
+    if not thresholds:
+        raise InputError("give at least one threshold")
+    if not table_exists(block_table(root, "agglomeration/scores", 0)):
+        raise InputError(
+            f"no merge scores under {root}: run `petaseg agglomerate` (or `petaseg segment`) first"
+        )
+    ids = node_ids(root, n_blocks)
+    uf = StreamingUnionFind(len(ids))
+    scheme = meta.get("scheme")
+    out = []
+    previous = -np.inf
+    for t in sorted(float(x) for x in thresholds):
+        for _, tab in iter_block_tables(root, "agglomeration/scores", n_blocks):
+            pick = (tab["score"] >= previous) & (tab["score"] < t)
+            if pick.any():
+                uf.union(np.searchsorted(ids, tab["u"][pick]), np.searchsorted(ids, tab["v"][pick]))
+        previous = t
+        segment = ids[uf.labels()] if len(ids) else ids
+        lut = lut_root(root, t)
+        if scheme:
+            part = id_blocks(ids, scheme["shape"], scheme["block_shape"])
+            order = np.argsort(part, kind="stable")
+            part_sorted = part[order]
+            cuts = np.flatnonzero(np.diff(part_sorted)) + 1
+            for chunk in np.split(order, cuts) if len(ids) else []:
+                p = int(part[chunk[0]])
+                write_table(lut_table(lut, p), {"fragment": ids[chunk], "segment": segment[chunk]})
+        else:
+            write_table(lut_table(lut, "all"), {"fragment": ids, "segment": segment})
+        digest = hashlib.sha256(ids.tobytes() + segment.tobytes()).hexdigest()[:16]
+        info = {
+            "threshold": t,
+            "digest": digest,
+            "lut": lut,
+            "fragments": int(len(ids)),
+            "segments": int(len(np.unique(segment))),
+            "partitioned": bool(scheme),
+        }
+        write_json(f"{lut}/meta.json", {**info, "scheme": scheme})
+        out.append(info)
+    return out
+
+
+def output_for(output_url: str, threshold: float, several: bool) -> str:
+    """The segmentation volume of a threshold: ``output_url`` itself, or with ``_t<T>`` appended
+    when several thresholds are written."""
+    return f"{output_url.rstrip('/')}_{threshold_name(threshold)}" if several else output_url
+
+
+def fragments_for(output_url: str) -> str:
+    return f"{output_url.rstrip('/')}_fragments"
+
+
+def run_segmentation(
+    boundaries_url: str,
+    output_url: str,
+    thresholds: Sequence[float] = (DEFAULT_THRESHOLD,),
+    fragment_params: FragmentParams | None = None,
+    block_shape: Sequence[int] | None = None,
+    context: Sequence[int] | None = None,
+    scoring: str = "mean",
+    nbins: int = DEFAULT_BINS,
+    max_global_edges: int = DEFAULT_MAX_GLOBAL_EDGES,
+    local_threshold: float = DEFAULT_LOCAL_THRESHOLD,
+    fragments_url: str | None = None,
+    tables: str | None = None,
+    client=None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """fragments -> graph -> agglomerate -> lookup tables -> relabel, each stage resumable.
+
+    Fragments go to ``<output>_fragments`` and tables beside the Zarr container (see
+    ``tables_root``) unless given."""
+    fragments_url = fragments_url or fragments_for(output_url)
+    root = tables or tables_root(output_url)
+    reports: dict[str, Any] = {}
+    reports["fragments"] = run_fragments(
+        boundaries_url, fragments_url, fragment_params, block_shape, context, client, progress
+    ).as_dict()
+    reports["graph"] = run_graph(
+        fragments_url, boundaries_url, root, nbins, client=client, progress=progress
+    ).as_dict()
+    reports["agglomerate"] = run_agglomerate(
+        root, scoring, max_global_edges, local_threshold, client, progress
+    )
+    luts = run_segment(root, thresholds)
+    several = len(luts) > 1
+    outputs = []
+    for info in luts:
+        out = output_for(output_url, info["threshold"], several)
+        run_relabel(fragments_url, info["lut"], out, client, progress)
+        outputs.append({**info, "output": out})
+    reports["segmentations"] = outputs
+    reports["fragments_url"], reports["tables"] = fragments_url, root
+    return reports
