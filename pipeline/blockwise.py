@@ -233,7 +233,7 @@ def run_blockwise(
         if progress:
             print(f"{task.name}: all {n} blocks already done ({markers.url})", file=sys.stderr)
         return report(0, n, [], 0)
-    markers.prepare()
+    markers.prepare(n)
 
     own = False
     if client is None:

@@ -1,0 +1,100 @@
+"""The workflow file: input, output, model, stages with their parameters, and the cluster.
+
+Every section forbids unknown keys, so a typo is an error that names its key path, not a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .cluster_spec import ClusterSpec, Strict
+
+Triple = tuple[int, int, int]
+
+
+class SyntheticInput(Strict):
+    shape: Triple = (64, 128, 128)
+    seed: int = 0
+    anisotropy: float = Field(1.0, ge=1.0)
+
+
+class InputSpec(Strict):
+    """One of ``raw`` (EM to predict on), ``boundaries`` (skip prediction) or ``synthetic``."""
+
+    raw: str | None = None
+    boundaries: str | None = None
+    synthetic: SyntheticInput | None = None
+    ground_truth: str | None = Field(None, description="neuron ids for VI / adapted Rand")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputSpec:
+        given = [k for k in ("raw", "boundaries", "synthetic") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of input.raw, input.boundaries or input.synthetic"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class PredictStage(Strict):
+    enabled: bool = True
+    block: Triple | None = None
+    patch: Triple | None = None
+    overlap: float = Field(0.5, ge=0.0, lt=1.0)
+    tta: bool = False
+    dtype: Literal["uint8", "float16", "float32"] = "uint8"
+    batch_size: int | None = Field(None, ge=1)
+
+
+class FragmentsStage(Strict):
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    sigma_seeds: float = Field(2.0, ge=0.0)
+    sigma_weights: float = Field(1.0, ge=0.0)
+    alpha: float = Field(0.9, ge=0.0, le=1.0)
+    min_size: int = Field(50, ge=0)
+    mode: Literal["3d", "2d"] = "3d"
+    block: Triple | None = None
+    context: Triple | None = None
+
+
+class GraphStage(Strict):
+    bins: int = Field(32, ge=2)
+
+
+class AgglomerateStage(Strict):
+    scoring: str = Field("mean", pattern=r"^(mean|median|quantile:0?\.\d+)$")
+    max_global_edges: int = Field(5_000_000, ge=1)
+    local_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+
+
+class SegmentStage(Strict):
+    thresholds: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
+
+
+class Stages(Strict):
+    predict: PredictStage = PredictStage()
+    fragments: FragmentsStage = FragmentsStage()
+    graph: GraphStage = GraphStage()
+    agglomerate: AgglomerateStage = AgglomerateStage()
+    segment: SegmentStage = SegmentStage()
+
+
+class Workflow(Strict):
+    name: str = "petaseg"
+    input: InputSpec
+    output: str = Field(..., description="a Zarr container, e.g. out/run.zarr; stages write inside")
+    model: str = "fib-boundary-v1"
+    stages: Stages = Stages()
+    cluster: ClusterSpec = ClusterSpec()
+
+    @model_validator(mode="after")
+    def _output_is_a_container(self) -> Workflow:
+        if not self.output.rstrip("/").endswith(".zarr"):
+            raise ValueError(
+                f"output must be a Zarr container ending in .zarr, got {self.output!r}"
+            )
+        return self
