@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from pipeline.evaluate import evaluate_arrays
 from pipeline.seg.agglomeration import Scoring, agglomerate
 from pipeline.seg.ids import id_blocks, id_coords, ids_from_local, ids_valid
 from pipeline.seg.rag import histogram_quantile, reduce_edges, region_contacts
@@ -19,24 +20,26 @@ from pipeline.seg.watershed import (
 )
 
 
-def voronoi(shape, n, seed=0):
-    """Voronoi cells (labels 1..n) and a soft boundary map of their walls."""
+def voronoi(shape, spacing=12, seed=0, noise=0.1):
+    """Voronoi cells around jittered grid points (similar sizes) and a soft boundary map of
+    their walls. Wall voxels are 0 in the returned labels (ignored when scoring, as in gala)."""
     rng = np.random.default_rng(seed)
-    pts = np.zeros(shape, bool)
-    pts[tuple(rng.integers(0, s, n) for s in shape)] = True
-    _, idx = ndi.distance_transform_edt(~pts, return_indices=True)
-    lab = ndi.label(pts)[0][tuple(idx)]
+    grids = np.meshgrid(*[np.arange(spacing // 2, s, spacing) for s in shape], indexing="ij")
+    jitter = rng.integers(-spacing // 4, spacing // 4 + 1, (grids[0].size, 3))
+    pts = np.clip(np.stack([g.ravel() for g in grids], 1) + jitter, 0, np.array(shape) - 1)
+    mask = np.ones(shape, bool)
+    mask[tuple(pts.T)] = False
+    _, idx = ndi.distance_transform_edt(mask, return_indices=True)
+    lab = ndi.label(~mask)[0][tuple(idx)]
     wall = np.zeros(shape, bool)
     for d in range(3):
         a = [slice(None)] * 3
         b = [slice(None)] * 3
         a[d], b[d] = slice(1, None), slice(None, -1)
-        diff = lab[tuple(a)] != lab[tuple(b)]
-        wall[tuple(a)] |= diff
-        wall[tuple(b)] |= diff
+        wall[tuple(a)] |= lab[tuple(a)] != lab[tuple(b)]
     bnd = ndi.gaussian_filter(wall.astype(np.float32), 1.0) * 2.5
-    bnd += rng.normal(0, 0.03, shape).astype(np.float32)
-    return lab, np.clip(bnd, 0, 1).astype(np.float32)
+    bnd += rng.normal(0, noise, shape).astype(np.float32)
+    return np.where(wall, 0, lab), np.clip(bnd, 0, 1).astype(np.float32)
 
 
 def brute_contacts(labels, values, owned):
@@ -186,16 +189,13 @@ def test_streaming_union_find_equals_components():
 
 
 def test_watershed_recovers_cells_and_handles_degenerate_maps():
-    lab, bnd = voronoi((24, 32, 32), 12)
+    lab, bnd = voronoi((24, 36, 36), 12)
     frag = fragments_from_boundary(bnd, FragmentParams(min_size=20))
     assert frag.dtype == np.uint64 and frag.min() >= 1
-    # over-segmentation with few merges: each fragment lies (almost) in one cell
-    _, inv = np.unique(frag, return_inverse=True)
-    purity = 0
-    for k in range(inv.max() + 1):
-        purity += np.bincount(lab.ravel()[inv.ravel() == k]).max()
-    assert purity / lab.size > 0.95
-    assert len(np.unique(frag)) >= 12
+    # an over-segmentation with (almost) no merges: each fragment lies in one cell
+    scores = evaluate_arrays(frag, lab)
+    assert scores["vi_merge"] < 0.02
+    assert len(np.unique(frag)) >= lab.max()
     # all boundary: no seeds, documented result is all zeros
     assert not fragments_from_boundary(np.ones((8, 8, 8), np.float32)).any()
     # no boundary at all: everything is one (or a few) fragments, none empty
@@ -204,7 +204,7 @@ def test_watershed_recovers_cells_and_handles_degenerate_maps():
 
 
 def test_2d_mode_keeps_fragments_inside_sections():
-    _, bnd = voronoi((6, 32, 32), 10, seed=2)
+    _, bnd = voronoi((6, 32, 32), 8, seed=2)
     labels, rep = watershed_fragments(bnd, FragmentParams(mode="2d", min_size=10))
     for k in np.unique(labels[labels > 0])[:50]:
         zs = np.unique(np.nonzero(labels == k)[0])
