@@ -42,3 +42,34 @@ def write_zarr(path: Path, data: np.ndarray, voxel_size=(10, 10, 10), chunks=(32
     vol = create_volume(url, data.shape, data.dtype, voxel_size, chunks=chunks)
     vol.write(vol.roi, data)
     return url
+
+
+def neurons_and_fragments(shape=(32, 48, 48), n_neurons=6, n_fragments=60, seed=0):
+    """(neurons, fragments, boundary): Voronoi neurons (1..n, no gaps) cut into fragments by a
+    finer Voronoi; fragment ids are unique (> 0); the boundary map is 0.9 on faces between
+    neurons and 0.1 on faces between fragments of one neuron (float32 in [0, 1])."""
+    rng = np.random.default_rng(seed)
+
+    def cells(n):
+        seeds = np.zeros(shape, np.int64)
+        pts = np.stack([rng.integers(0, s, n) for s in shape], axis=1)
+        seeds[tuple(pts.T)] = np.arange(1, n + 1)
+        _, idx = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
+        return seeds[tuple(idx)]
+
+    neurons = cells(n_neurons)
+    fine = cells(n_fragments)
+    pair = neurons * (n_fragments + 1) + fine
+    _, fragments = np.unique(pair, return_inverse=True)
+    fragments = (fragments.reshape(shape) + 1).astype(np.uint64) * 7  # sparse, unordered ids
+    boundary = np.zeros(shape, np.float32)
+    for ax in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[ax], hi[ax] = slice(0, -1), slice(1, None)
+        frag_face = fragments[tuple(lo)] != fragments[tuple(hi)]
+        neuron_face = neurons[tuple(lo)] != neurons[tuple(hi)]
+        value = np.where(neuron_face, 0.9, np.where(frag_face, 0.1, 0.0)).astype(np.float32)
+        boundary[tuple(lo)] = np.maximum(boundary[tuple(lo)], value)
+        boundary[tuple(hi)] = np.maximum(boundary[tuple(hi)], value)
+    return neurons.astype(np.uint64), fragments, boundary
