@@ -1,0 +1,38 @@
+"""Masked losses for boundary / affinity logits.
+
+- "bce": binary cross-entropy, calibrated probabilities.
+- "balanced_bce": BCE with each class weighted to half the total (per batch). With ~13%
+  boundary voxels it weights boundaries ~7x, which moves the 0.5 operating point to a calibrated
+  probability of ~0.13: thick, over-detected boundaries at threshold 0.5.
+- "bce_dice" (default): BCE + soft Dice. Soft Dice is a differentiable F1 of the positive class,
+  so it is insensitive to the class imbalance *and* optimises the figure we report (F1 at 0.5);
+  the BCE term keeps gradients well-behaved on easy voxels and probabilities ranked for AP.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError
+
+LOSSES = ("bce", "balanced_bce", "bce_dice")
+
+
+def masked_loss(name: str, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor):
+    if name not in LOSSES:
+        raise ConfigError(f"loss={name!r} is unknown; use one of {LOSSES}")
+    n = mask.sum().clamp_min(1.0)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    if name == "bce":
+        return (bce * mask).sum() / n
+    if name == "balanced_bce":
+        n_pos = (target * mask).sum()
+        n_neg = n - n_pos
+        w = torch.where(
+            target > 0.5, 0.5 * n / n_pos.clamp_min(1.0), 0.5 * n / n_neg.clamp_min(1.0)
+        )
+        return (bce * w * mask).sum() / n
+    prob = torch.sigmoid(logits) * mask
+    dice = 1.0 - (2.0 * (prob * target).sum() + 1.0) / (prob.sum() + (target * mask).sum() + 1.0)
+    return (bce * mask).sum() / n + dice
