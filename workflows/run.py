@@ -64,6 +64,19 @@ def _voxels(url: str) -> int:
     return int(vol.shape[0]) * int(vol.shape[1]) * int(vol.shape[2])
 
 
+def require_gpu_workers(client) -> None:
+    """``cluster.require_gpu``: refuse at once rather than queue inference that never starts."""
+    from pipeline.errors import ClusterError
+
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    if not any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers.values()):
+        raise ClusterError(
+            f"the workflow sets cluster.require_gpu, but none of the {len(workers)} worker(s) "
+            "advertises a GPU: start workers with `dask worker ... --resources GPU=1` (SLURM and "
+            "Kubernetes specs in cluster/ do this), or set cluster.require_gpu: false to run on CPU"
+        )
+
+
 def run_workflow(wf: Workflow, client, progress: bool = True) -> dict[str, Any]:
     """Run every stage of ``wf`` on ``client``; return a summary (stage times, outputs, metrics)."""
     from pipeline.evaluate import evaluate_volumes
@@ -108,6 +121,9 @@ def run_workflow(wf: Workflow, client, progress: bool = True) -> dict[str, Any]:
         if not st.predict.enabled:
             raise InputError("stages.predict.enabled is false but the input has no boundaries")
         from pipeline.stages.predict import predict
+
+        if wf.cluster.require_gpu:
+            require_gpu_workers(client)
 
         def stage_predict() -> dict[str, Any]:
             target = f"{out}/boundaries"
