@@ -1,0 +1,194 @@
+"""Predict one region of a volume: batched patches on the global grid, Gaussian-blended.
+
+For a write ROI, the engine reads the input under every global patch that overlaps it (once,
+as one array in the input's own dtype), normalises patches as they are batched, runs the
+network, and accumulates ``window * prediction`` and ``window`` into buffers the size of the
+write ROI only; the result is their ratio. The same arithmetic for a whole volume (one ROI) or
+for any tiling of it, so blockwise output equals a single whole-volume pass up to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..geometry import Coord, Roi
+from . import tta
+from .network import FORWARD_LOCK
+from .patch_grid import PatchGrid
+from .window import gaussian_window
+
+Reader = Callable[[Roi], np.ndarray]  # voxel ROI inside the volume -> raw ((c,) z, y, x)
+
+
+@dataclass
+class EngineConfig:
+    patch: Coord
+    overlap: float = 0.5
+    batch_size: int = 1
+    tta: bool = False
+    amp: str | None = None  # "bf16" / "fp16" autocast on GPU; None = float32
+    channels_last: bool = True
+    sigma_scale: float = 0.125
+
+
+class PatchEngine:
+    """A prepared network plus everything fixed for a run (window, transforms, batch size).
+
+    ``mean``/``std`` normalise raw intensities; ``activation`` is "sigmoid" or None.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        config: EngineConfig,
+        in_channels: int,
+        out_channels: int,
+        mean: float = 0.0,
+        std: float = 1.0,
+        activation: str | None = "sigmoid",
+        device: torch.device | str = "cpu",
+    ):
+        self.net, self.cfg = net, config
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.mean, self.std = float(mean), float(std)
+        self.activation = activation
+        self.device = torch.device(device)
+        self.window = gaussian_window(config.patch, config.sigma_scale, self.device)
+        self.transforms = tta.transforms(config.patch, config.tta)
+
+    # ------------------------------------------------------------------------------------------
+    def grid(self, shape: Sequence[int]) -> PatchGrid:
+        return PatchGrid.build(shape, self.cfg.patch, self.cfg.overlap)
+
+    def predict(
+        self,
+        read: Reader,
+        shape: Sequence[int],
+        write: Roi,
+        name: str = "input",
+        voxel_size: Sequence[int] | None = None,
+        offset: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Blended prediction (out_channels, *write.shape), float32, for the voxel ROI ``write``
+        of a volume of ``shape`` voxels. ``read`` is called once, for the patches' extent."""
+        grid = self.grid(shape)
+        span = grid.span(write)
+        inside = span.intersect(Roi((0,) * len(shape), tuple(shape)))
+        raw = read(inside)
+        if raw.ndim == len(shape):
+            raw = raw[None]
+        if raw.shape[0] != self.in_channels:
+            raise InputError(
+                f"{name} has {raw.shape[0]} channel(s) but the network takes {self.in_channels}; "
+                "give it an input with that many channels"
+            )
+        check_finite(raw, inside, name, voxel_size, offset)
+        raw_t = torch.from_numpy(np.ascontiguousarray(raw))
+
+        out = torch.zeros(
+            (self.out_channels, *write.shape), dtype=torch.float32, device=self.device
+        )
+        weight = torch.zeros(write.shape, dtype=torch.float32, device=self.device)
+        starts = grid.overlapping(write)
+        for batch in _batched(starts, self.cfg.batch_size):
+            x = self._batch(raw_t, inside, batch)
+            y = self._forward(x)
+            for i, start in enumerate(batch):
+                self._accumulate(out, weight, y[i], Roi(start, self.cfg.patch), write)
+        out /= weight
+        return out.cpu().numpy()
+
+    # ------------------------------------------------------------------------------------------
+    def _batch(self, raw: torch.Tensor, inside: Roi, starts: list[Coord]) -> torch.Tensor:
+        """Normalised input patches (B, C, *patch). Outside the volume (only on axes thinner
+        than the patch) the raw value is ``mean``, i.e. 0 after normalisation, like MONAI's
+        zero padding of its (normalised) input."""
+        patch = self.cfg.patch
+        x = torch.full((len(starts), self.in_channels, *patch), self.mean, dtype=torch.float32)
+        for i, start in enumerate(starts):
+            box = Roi(start, patch)
+            src = box.intersect(inside)
+            s = (slice(None),) + src.shift(tuple(-b for b in inside.begin)).to_slices()
+            d = (i, slice(None)) + src.shift(tuple(-b for b in start)).to_slices()
+            x[d] = raw[s]
+        x.sub_(self.mean).div_(self.std)
+        return x.to(self.device, non_blocking=True)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        fmt = torch.channels_last_3d if self.cfg.channels_last else torch.contiguous_format
+        if self.device.type == "cuda" and self.cfg.amp:
+            dtype = torch.bfloat16 if self.cfg.amp == "bf16" else torch.float16
+            autocast = torch.autocast("cuda", dtype=dtype)
+        else:
+            autocast = nullcontext()
+
+        def run(t: torch.Tensor) -> torch.Tensor:
+            y = self.net(t.contiguous(memory_format=fmt))
+            y = y.float()
+            return torch.sigmoid(y) if self.activation == "sigmoid" else y
+
+        with FORWARD_LOCK, torch.inference_mode(), autocast:
+            y = tta.averaged(run, x, self.transforms)
+        if y.shape[1] != self.out_channels or tuple(y.shape[2:]) != tuple(self.cfg.patch):
+            raise InputError(
+                f"the network returned shape {tuple(y.shape[1:])} for input patches of "
+                f"{tuple(self.cfg.patch)}; predict needs a 'same'-padded network with "
+                f"{self.out_channels} output channel(s)"
+            )
+        return y.contiguous()
+
+    def _accumulate(
+        self, out: torch.Tensor, weight: torch.Tensor, y: torch.Tensor, box: Roi, write: Roi
+    ) -> None:
+        common = box.intersect(write)
+        src = common.shift(tuple(-b for b in box.begin)).to_slices()
+        dst = common.shift(tuple(-b for b in write.begin)).to_slices()
+        w = self.window[src]
+        out[(slice(None), *dst)].addcmul_(y[(slice(None), *src)], w)
+        weight[dst] += w
+
+
+def _batched(items: Iterator[Coord], n: int) -> Iterator[list[Coord]]:
+    while batch := list(islice(items, n)):
+        yield batch
+
+
+def check_finite(
+    raw: np.ndarray,
+    roi: Roi,
+    name: str,
+    voxel_size: Sequence[int] | None = None,
+    offset: Sequence[int] | None = None,
+) -> None:
+    """Refuse NaN/inf input, naming the first bad voxel (voxels and nm)."""
+    if raw.dtype.kind != "f":
+        return
+    finite = np.isfinite(raw)
+    if finite.all():
+        return
+    bad = np.argwhere(~finite)[0]
+    channel, local = (int(bad[0]), bad[1:]) if raw.ndim == roi.ndim + 1 else (None, bad)
+    voxel = tuple(int(b + v) for b, v in zip(roi.begin, local, strict=True))
+    where = f"voxel (z, y, x) = {voxel}"
+    if voxel_size is not None:
+        nm = tuple(
+            v * s + o
+            for v, s, o in zip(voxel, voxel_size, offset or (0,) * len(voxel), strict=True)
+        )
+        where += f", {nm} nm"
+    if channel is not None and raw.shape[0] > 1:
+        where += f", channel {channel}"
+    count = int((~finite).sum())
+    raise InputError(
+        f"{name} holds NaN/inf values ({count} in this block's region), the first at {where}; "
+        "the network cannot predict from them: replace them (e.g. with the mean intensity) "
+        "or mask that region out of the input"
+    )

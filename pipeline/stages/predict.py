@@ -1,0 +1,359 @@
+"""The predict stage: a network over a volume, block by block, seam-free, into Zarr.
+
+Patch positions come from one global grid over the whole input (see
+``pipeline.inference.patch_grid``); each block computes the global patches that overlap its write
+ROI, reading their full extent, and blends them with the Gaussian window, so the output equals
+one whole-volume sliding-window pass (MONAI's placement and window) up to float rounding. Each
+worker loads the network once (per-process cache keyed by its checksum), uses as many torch
+threads as it has cores, and runs on its GPU when it has one (tasks then ask for ``GPU: 1``).
+
+Output values: probabilities in [0, 1] (or raw logits for networks without an activation),
+stored as uint8 (``round(255 p)``), float16 or float32; ``value_scale``/``value_offset`` in the
+attributes turn stored values back into probabilities: ``p = stored * scale + offset``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..blockwise import Block, BlockTask, RunReport, run_blockwise
+from ..errors import InputError
+from ..geometry import Coord, Roi
+from ..inference.engine import EngineConfig, PatchEngine
+from ..inference.network import ModelSource, pick_device, set_torch_threads
+from ..inference.patch_grid import PatchGrid
+from ..provenance import provenance
+from ..volume import create_volume, open_volume
+from ..worker_cache import cached
+
+OUTPUT_DTYPES = ("uint8", "float16", "float32")
+DEFAULT_PATCH = 64
+DEFAULT_CHUNK = 64
+
+
+# ---------------------------------------------------------------------------------------------
+# parameters
+
+
+def round_up(values: Sequence[int], multiple: Sequence[int]) -> Coord:
+    return tuple(-(-int(v) // int(m)) * int(m) for v, m in zip(values, multiple, strict=True))
+
+
+def default_patch(spec) -> Coord:
+    return round_up((DEFAULT_PATCH,) * 3, spec.size_multiple)
+
+
+def check_patch(patch: Sequence[int], spec) -> Coord:
+    """Patches must be a positive multiple of the network's size multiple on every axis."""
+    patch = tuple(int(p) for p in patch)
+    m = tuple(spec.size_multiple)
+    if len(patch) != 3 or any(p < mm or p % mm for p, mm in zip(patch, m, strict=True)):
+        raise InputError(
+            f"--patch {patch}: this network needs patch sizes that are multiples of {m} per axis "
+            f"(its pooling stride), at least {m}; use e.g. {round_up(patch, m)}"
+        )
+    return patch
+
+
+def check_overlap(overlap: float) -> float:
+    if not 0 <= overlap < 1:
+        raise InputError(f"--overlap {overlap}: use a fraction in [0, 1), e.g. 0.5")
+    return float(overlap)
+
+
+def check_input_dtype(dtype: np.dtype, url: str) -> None:
+    if dtype.kind not in "uif":
+        raise InputError(
+            f"{url}: input dtype {dtype} cannot be read as intensities; convert it to uint8, "
+            "uint16 or float32 first (petaseg convert, or your own script)"
+        )
+
+
+def default_chunks(shape: Sequence[int], block: Sequence[int] | None = None) -> Coord:
+    """64 per axis (at most the volume); with a given block, the largest divisor of it up to
+    that, so blocks stay whole multiples of chunks."""
+    chunks = [min(DEFAULT_CHUNK, s) for s in shape]
+    if block is not None:
+        chunks = [
+            max(d for d in range(1, c + 1) if b % d == 0)
+            for c, b in zip(chunks, block, strict=True)
+        ]
+    return tuple(chunks)
+
+
+def default_block(patch: Sequence[int], grid: Sequence[int], shape: Sequence[int]) -> Coord:
+    """About 4 patches per axis (patches straddling block faces are computed by both blocks,
+    so larger blocks waste less), a multiple of the output's write grid, at most the volume."""
+    want = [max(4 * p, 128) for p in patch]
+    block = round_up(want, grid)
+    return tuple(min(b, r) for b, r in zip(block, round_up(shape, grid), strict=True))
+
+
+def check_block(block: Sequence[int], patch: Sequence[int], shape: Sequence[int]) -> Coord:
+    block = tuple(int(b) for b in block)
+    small = [
+        i for i, (b, p, s) in enumerate(zip(block, patch, shape, strict=True)) if b < min(p, s)
+    ]
+    if small:
+        raise InputError(
+            f"--block {block} is smaller than the patch {tuple(patch)} on axis "
+            f"{', '.join('zyx'[i] for i in small)}: every block would recompute patches that lie "
+            "mostly outside it; use a block at least as large as the patch (4x is a good start)"
+        )
+    return block
+
+
+def _gpu_workers(client) -> bool:
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    return any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# worker side
+
+
+def make_engine(
+    source: ModelSource, cfg: EngineConfig, device: torch.device, channels: tuple[int, int]
+) -> PatchEngine:
+    """The engine for this process, built once (the network inside is shared across configs)."""
+    set_torch_threads()
+    net = source.prepared(device, cfg.channels_last)  # cached per process under its checksum
+    key = f"predict-engine:{source.checksum}:{device}:{sorted(asdict(cfg).items())}"
+
+    def build() -> PatchEngine:  # must not call cached() itself (its lock is not re-entrant)
+        norm = source.spec.normalization
+        activation = getattr(source.spec, "activation", "sigmoid")
+        return PatchEngine(
+            net, cfg, channels[0], channels[1], norm["mean"], norm["std"], activation, device
+        )
+
+    return cached(key, build)
+
+
+def encode(pred: np.ndarray, dtype: str) -> np.ndarray:
+    """Probabilities to the stored dtype (uint8: ``round(255 p)``)."""
+    if dtype == "uint8":
+        return np.clip(np.rint(pred * 255.0), 0, 255).astype(np.uint8)
+    return pred.astype(dtype)
+
+
+class PredictBlock:
+    """One block: read the patches' extent, predict, blend, write the write ROI."""
+
+    def __init__(
+        self,
+        input_url: str,
+        output_url: str,
+        source: ModelSource,
+        cfg: EngineConfig,
+        dtype: str,
+        device: str = "auto",
+    ):
+        self.input_url, self.output_url = input_url, output_url
+        self.source, self.cfg, self.dtype, self.device = source, cfg, dtype, device
+
+    def __call__(self, block: Block) -> None:
+        vin = cached(f"vol:r:{self.input_url}", lambda: open_volume(self.input_url))
+        vout = cached(f"vol:a:{self.output_url}", lambda: open_volume(self.output_url, mode="a"))
+        spec = self.source.spec
+        engine = make_engine(
+            self.source, self.cfg, pick_device(self.device), (spec.in_channels, spec.out_channels)
+        )
+        vs, off = vin.voxel_size, vin.offset
+        write = block.write_roi.shift(tuple(-o for o in off)).to_voxels(vs)
+
+        def read(roi: Roi) -> np.ndarray:
+            return vin.read(roi.to_world(vs).shift(off))
+
+        pred = engine.predict(read, vin.shape, write, self.input_url, vs, off)
+        data = encode(pred, self.dtype)
+        vout.write(block.write_roi, data[0] if vout.channels is None else data)
+
+
+# ---------------------------------------------------------------------------------------------
+# client side
+
+
+def plan_predict(
+    model: str | os.PathLike | nn.Module,
+    input_url: str,
+    output_url: str,
+    block: Sequence[int] | None = None,
+    patch: Sequence[int] | None = None,
+    overlap: float = 0.5,
+    tta: bool = False,
+    dtype: str = "uint8",
+    batch_size: int | None = None,
+    device: str = "auto",
+    amp: str | None = "bf16",
+    channels_last: bool = True,
+    chunks: Sequence[int] | None = None,
+    spec: Any = None,
+    gpu: bool = False,
+) -> BlockTask:
+    """Check everything, create (or reopen) the output, and return the block task; nothing
+    is predicted yet. ``gpu``: the workers advertise a ``GPU`` resource (tasks then ask for it).
+    """
+    vin = open_volume(input_url)
+    check_input_dtype(vin.dtype, input_url)
+    source = ModelSource.resolve(model, spec)
+    spec = source.spec
+    if spec.ndim != 3:
+        raise InputError(f"model {source.name} is {spec.ndim}D; predict needs a 3D network")
+    have = vin.channels or 1
+    if have != spec.in_channels:
+        raise InputError(
+            f"{input_url} has {have} channel(s) but model {source.name} takes "
+            f"{spec.in_channels}; give it an input with {spec.in_channels} channel(s)"
+        )
+    if dtype not in OUTPUT_DTYPES:
+        raise InputError(f"--dtype {dtype!r}: use one of {', '.join(OUTPUT_DTYPES)}")
+    activation = getattr(spec, "activation", "sigmoid")
+    if dtype == "uint8" and activation != "sigmoid":
+        raise InputError(
+            f"--dtype uint8 stores probabilities in [0, 1], but model {source.name} outputs "
+            "unbounded logits; use --dtype float16 or float32"
+        )
+    if tta and spec.output == "affinity":
+        raise InputError(
+            "--tta flips and transposes patches, which turns an affinity channel into the "
+            "opposite neighbour's; drop --tta for affinity models"
+        )
+    if amp not in (None, "bf16", "fp16"):
+        raise InputError(f"amp={amp!r}: use 'bf16', 'fp16' or None")
+    patch = check_patch(patch or default_patch(spec), spec)
+    overlap = check_overlap(overlap)
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"--batch-size {batch_size}: use a positive number of patches")
+    cfg = EngineConfig(
+        patch=patch,
+        overlap=overlap,
+        batch_size=int(batch_size or 1),
+        tta=bool(tta),
+        amp=amp,
+        channels_last=channels_last,
+    )
+
+    chunks = tuple(chunks) if chunks else default_chunks(vin.shape, block)
+    block = tuple(block) if block else default_block(patch, chunks, vin.shape)
+    block = check_block(block, patch, vin.shape)
+    context = PatchGrid.build(vin.shape, patch, overlap).context(block)
+
+    params = {
+        "model_sha256": source.checksum,
+        "patch": list(patch),
+        "overlap": overlap,
+        "tta": bool(tta),
+        "dtype": dtype,
+        "window": {"mode": "gaussian", "sigma_scale": cfg.sigma_scale},
+    }
+    attrs = {
+        "petaseg": provenance(
+            "predict",
+            {**params, "block": list(block), "batch_size": cfg.batch_size, "amp": amp},
+            model=source.describe(),
+            input=input_url,
+        ),
+        "value_scale": 1.0 / 255.0 if dtype == "uint8" else 1.0,
+        "value_offset": 0.0,
+        "output": spec.output,
+    }
+    if spec.output == "affinity" and spec.offsets:
+        attrs["offsets"] = [list(o) for o in spec.offsets]
+    out = create_volume(
+        output_url,
+        vin.shape,
+        dtype,
+        vin.voxel_size,
+        vin.offset,
+        chunks=chunks,
+        channels=spec.out_channels if spec.out_channels > 1 else None,
+        attrs=attrs,
+        exist_ok=True,
+    )
+    vs = vin.voxel_size
+    return BlockTask(
+        name="predict",
+        total_roi=vin.roi,
+        block_shape=tuple(b * v for b, v in zip(block, vs, strict=True)),
+        context=tuple(c * v for c, v in zip(context, vs, strict=True)),
+        process=PredictBlock(vin.url, out.url, source, cfg, dtype, device),
+        done_url=out.url,
+        params=params,
+        read_bounds=vin.roi,
+        edge="clip",
+        voxel_size=vs,
+        write_grid=out.chunk_roi_shape,
+        resources={"GPU": 1} if gpu else None,
+        blocks_per_task=1,
+    )
+
+
+def predict(
+    model: str | os.PathLike | nn.Module,
+    input_url: str,
+    output_url: str,
+    client=None,
+    progress: bool = True,
+    **options: Any,
+) -> RunReport:
+    """Predict ``model`` (zoo name, checkpoint path, or an ``nn.Module`` with a ``spec``) over
+    ``input_url`` into ``output_url``; resumable (finished blocks are skipped on a rerun).
+
+    Options (see ``plan_predict``): ``block``, ``patch``, ``chunks`` in voxels (z, y, x);
+    ``overlap``; ``tta``; ``dtype``; ``batch_size``; ``device``; ``amp`` (GPU autocast dtype,
+    "bf16", "fp16" or None; CPUs always compute in float32); ``channels_last``; ``spec``.
+    """
+    task = plan_predict(model, input_url, output_url, **options)  # refuse bad input first
+    own = client is None
+    if own:
+        from ..cluster_bridge import make_client
+
+        client = make_client(None)
+    try:
+        if _gpu_workers(client):
+            task.resources = {"GPU": 1}
+        return run_blockwise(task, client=client, progress=progress)
+    finally:
+        if own:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def predict_array(
+    model: nn.Module | str | os.PathLike,
+    raw: np.ndarray,
+    patch: Sequence[int] | None = None,
+    overlap: float = 0.5,
+    tta: bool = False,
+    batch_size: int = 1,
+    device: str = "auto",
+    amp: str | None = "bf16",
+    channels_last: bool = True,
+    spec: Any = None,
+) -> np.ndarray:
+    """One whole-volume pass over an in-memory array ((c,) z, y, x): float32 (C, z, y, x).
+    The reference the blockwise stage equals; also handy in notebooks."""
+    source = ModelSource.resolve(model, spec)
+    spec = source.spec
+    check_input_dtype(raw.dtype, "raw array")
+    patch = check_patch(patch or default_patch(spec), spec)
+    cfg = EngineConfig(
+        patch, check_overlap(overlap), batch_size, tta, amp, channels_last=channels_last
+    )
+    engine = make_engine(source, cfg, pick_device(device), (spec.in_channels, spec.out_channels))
+    shape = raw.shape[-3:]
+
+    def read(roi: Roi) -> np.ndarray:
+        return raw[(Ellipsis, *roi.to_slices())]
+
+    return engine.predict(read, shape, Roi((0, 0, 0), shape), "raw array")
