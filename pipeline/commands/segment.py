@@ -73,7 +73,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         boundaries: str = typer.Option(..., help="boundary map (1 = membrane) or affinities URL"),
         output: str = typer.Option(..., help="segmentation Zarr URL, e.g. out.zarr/segmentation"),
         threshold: list[str] = typer.Option(
-            None, help="merge threshold(s); repeat or comma-separate for several outputs"
+            None,
+            help="merge threshold(s) on the mean boundary (default 0.7); repeat or "
+            "comma-separate for several outputs",
         ),
         cluster: str = typer.Option(None, help=CLUSTER_HELP),
         block: str = typer.Option(None, help="block shape Z,Y,X in voxels (default 128^3)"),
@@ -207,7 +209,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
                 out = output_for(output, info["threshold"], len(luts) > 1)
                 run_relabel(fragments, info["lut"], out, client)
                 print(
-                    f"relabel: threshold {info['threshold']:g}: {info['segments']} segments -> {out}"
+                    f"relabel: threshold {info['threshold']:g}: "
+                    f"{info['segments']} segments -> {out}"
                 )
 
     @app.command()

@@ -4,7 +4,7 @@ file per block, read and written by URL (local or s3:// through fsspec) with pya
 Layout under a tables root (see :func:`tables_root`)::
 
     graph/edges/<block>.parquet        u, v, count, sum, hist   (one row per fragment pair)
-    graph/nodes/<block>.parquet        id, size                 (fragments whose voxels the block owns)
+    graph/nodes/<block>.parquet        id, size                 (voxels the block owns)
     graph/meta.json                    fragments URL, id scheme, block grid, histogram bins
     agglomeration/local/<block>.parquet   u, v, score          (merges decided in a block's context)
     agglomeration/scores/<block>.parquet  u, v, score          (merge score of each edge)

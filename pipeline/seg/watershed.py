@@ -14,8 +14,6 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from .rag import region_contacts
-
 
 @dataclass(frozen=True)
 class FragmentParams:
@@ -77,27 +75,53 @@ def _watershed_nd(
     return labels, rep
 
 
+def _small_contacts(
+    inv: np.ndarray, boundary: np.ndarray, small: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean boundary (max of the two voxels) of each pair of labels that touch, for pairs with
+    at least one small label: the other contacts are never needed, so they are not counted."""
+    us, vs, vals = [], [], []
+    small_vox = small[inv]
+    for d in range(inv.ndim):
+        a = [slice(None)] * inv.ndim
+        b = [slice(None)] * inv.ndim
+        a[d], b[d] = slice(0, -1), slice(1, None)
+        la, lb = inv[tuple(a)], inv[tuple(b)]
+        pick = (la != lb) & (small_vox[tuple(a)] | small_vox[tuple(b)])
+        us.append(la[pick])
+        vs.append(lb[pick])
+        vals.append(np.maximum(boundary[tuple(a)][pick], boundary[tuple(b)][pick]))
+    la, lb = np.concatenate(us), np.concatenate(vs)
+    val = np.concatenate(vals).astype(np.float64)
+    u, v = np.minimum(la, lb).astype(np.int64), np.maximum(la, lb).astype(np.int64)
+    n = int(inv.max()) + 1
+    keys, einv = np.unique(u * n + v, return_inverse=True)
+    count = np.bincount(einv, minlength=len(keys))
+    total = np.bincount(einv, weights=val, minlength=len(keys))
+    return keys // n, keys % n, total / np.maximum(count, 1)
+
+
 def merge_small_fragments(labels: np.ndarray, boundary: np.ndarray, min_size: int) -> np.ndarray:
     """Merge each fragment smaller than ``min_size`` voxels into the neighbour it shares the
     lowest mean boundary with (smallest first, so chains of small pieces end up in a big one).
-    Fragments without a neighbour stay. A merged fragment keeps the label of the one it joined;
-    label 0 is background and never merged."""
-    ids, inv = np.unique(labels, return_inverse=True)
-    inv = inv.reshape(labels.shape)
-    if min_size <= 1 or len(ids) <= 1:
+    Fragments without a neighbour stay. A merged fragment keeps the label of the one it joined.
+    ``labels`` are non-negative integers (0 = background, never merged)."""
+    if min_size <= 1 or labels.size == 0:
         return labels
-    sizes = np.bincount(inv.ravel(), minlength=len(ids)).astype(np.int64)
-    has_zero = ids[0] == 0
-    contacts = region_contacts(inv, boundary, nbins=0)
-    u, v = contacts["u"], contacts["v"]
-    keep = (u != 0) & (v != 0) if has_zero else np.ones(len(u), bool)
-    u, v = u[keep], v[keep]
-    mean = contacts["sum"][keep] / contacts["count"][keep]
+    inv = labels  # non-negative labels index the tables directly (watershed labels are 0..n)
+    sizes = np.bincount(inv.ravel()).astype(np.int64)
+    small = (sizes < min_size) & (sizes > 0)
+    small[0] = False
+    if not small.any():
+        return labels
+    u, v, mean = _small_contacts(inv, boundary, small)
+    keep = (u != 0) & (v != 0)
+    u, v, mean = u[keep], v[keep], mean[keep]
     nbrs: dict[int, list[tuple[float, int]]] = {}
     for a, b, m in zip(u.tolist(), v.tolist(), mean.tolist(), strict=True):
         nbrs.setdefault(a, []).append((m, b))
         nbrs.setdefault(b, []).append((m, a))
-    parent = list(range(len(ids)))
+    parent = list(range(len(sizes)))
     size = sizes.tolist()
 
     def find(x: int) -> int:
@@ -106,8 +130,8 @@ def merge_small_fragments(labels: np.ndarray, boundary: np.ndarray, min_size: in
             x = parent[x]
         return x
 
-    for node in np.argsort(sizes, kind="stable").tolist():
-        if (has_zero and node == 0) or size[node] >= min_size or find(node) != node:
+    for node in np.flatnonzero(small)[np.argsort(sizes[small], kind="stable")].tolist():
+        if size[node] >= min_size or find(node) != node:
             continue
         for _mean, other in sorted(nbrs.get(node, ())):
             r = find(other)
@@ -115,8 +139,8 @@ def merge_small_fragments(labels: np.ndarray, boundary: np.ndarray, min_size: in
                 parent[node] = r
                 size[r] += size[node]
                 break
-    roots = np.array([find(i) for i in range(len(ids))])
-    return ids[roots][inv]
+    roots = np.array([find(i) for i in range(len(sizes))])
+    return roots[labels]
 
 
 def watershed_fragments(

@@ -45,7 +45,8 @@ from .fragments import run_fragments
 from .graph import DEFAULT_BINS, read_graph_meta, run_graph
 from .relabel import run_relabel
 
-DEFAULT_THRESHOLD = 0.5
+# mean boundary; sweep several with --threshold and score them on a labelled crop
+DEFAULT_THRESHOLD = 0.7
 
 
 def run_segment(root: str, thresholds: Sequence[float]) -> list[dict[str, Any]]:
