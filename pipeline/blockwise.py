@@ -319,10 +319,16 @@ def _drive(task, client, grid, markers, group_size, max_in_flight, progress, rep
         record_failures(fails)
         bar.update(newly, vox // max(1, math.prod(task.voxel_size)), len(fails))
 
+    last_resource_check = [time.perf_counter()]
+
     def check_timeouts() -> None:
+        now = time.perf_counter()
+        if task.resources and now - last_resource_check[0] > RESOURCE_WAIT_S:
+            # the workers that offered the resource may have gone: fail clearly, do not hang
+            last_resource_check[0] = now
+            _check_resources(client, task)
         if not timeout_factor:
             return
-        now = time.perf_counter()
         for fut, (group, ids, attempt, started) in list(attempts.items()):
             if now - started > timeout_factor * len(ids):
                 attempts.pop(fut)

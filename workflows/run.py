@@ -99,7 +99,7 @@ def run_workflow(wf: Workflow, client, progress: bool = True) -> dict[str, Any]:
 
             s = wf.input.synthetic
             vol = make_volume(tuple(s.shape), seed=s.seed, anisotropy=s.anisotropy)
-            written = vol.write_zarr(out, exist_ok=True)
+            written = vol.write_zarr(f"{out}/input", exist_ok=True)
             return {
                 "raw": written["raw"],
                 "ground_truth": written["labels"],
@@ -137,6 +137,7 @@ def run_workflow(wf: Workflow, client, progress: bool = True) -> dict[str, Any]:
                 tta=st.predict.tta,
                 dtype=st.predict.dtype,
                 batch_size=st.predict.batch_size,
+                chunks=st.predict.chunks,
                 client=client,
                 progress=progress,
             )

@@ -48,6 +48,7 @@ class PredictStage(Strict):
     tta: bool = False
     dtype: Literal["uint8", "float16", "float32"] = "uint8"
     batch_size: int | None = Field(None, ge=1)
+    chunks: Triple | None = None
 
 
 class FragmentsStage(Strict):
