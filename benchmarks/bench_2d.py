@@ -1,0 +1,378 @@
+"""The 2D tasks of the model library, each trained and measured on real EM sections.
+
+- semantic: every (architecture, upsampling) pair on ISBI 2012 (train 0-19, held-out 20-23;
+  24-29 are not in shared/), plus U-Net and FCN-8s on the five VNC classes (train 0-15,
+  held-out 16-19);
+- the sliding-window patch classifier against the FCN (pixels/s and mIoU);
+- classification + localization of single mitochondria / synapses (VNC) and neuron profiles (FIB);
+- selective-search proposals against the RPN's, at the same number of boxes;
+- two-stage (Faster R-CNN) and single-shot grid detection of VNC mitochondria and synapses;
+- Mask R-CNN on VNC mitochondria and FIB neuron profiles (train z 0-129, held-out 130-159;
+  z >= 160 is not in shared/);
+- torchvision's stock ResNet-50-FPN Faster R-CNN and Mask R-CNN (weights=None,
+  weights_backbone=None; grayscale repeated to 3 channels; resizing disabled as for ours) on the
+  same data with the same budget (iterations, batch, tile, optimiser, schedule).
+
+Runs on CPU with ``torch.set_num_threads(1)`` (the machine's 2 cores are shared). Set
+``PETASEG_BENCH2D_SCALE`` (e.g. 0.05) to shrink every iteration budget for a smoke run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+import torch
+
+SCALE = float(os.environ.get("PETASEG_BENCH2D_SCALE", "1"))
+BUDGET = {
+    "semantic": {"iterations": 300, "batch": 4, "tile": 128},
+    "patch": {"iterations": 600, "batch": 64, "patch": 34},
+    "localize": {"iterations": 600, "batch": 16, "crop": 64},
+    "detect": {"iterations": 300, "batch": 2, "tile": 256},
+    "optimizer": "AdamW lr 1e-3, weight decay 1e-4, 5% linear warm-up, cosine decay, grad-norm clip 10",
+}
+PROPOSAL_N = (100, 300, 1000)
+
+
+def _it(name: str) -> int:
+    return max(2, int(round(BUDGET[name]["iterations"] * SCALE)))
+
+
+def _log(msg: str) -> None:
+    print(f"[bench 2d {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _r(x, nd=4):
+    return None if x is None else round(float(x), nd)
+
+
+def bench_semantic(out: dict) -> dict:
+    from models.tasks.recipes import evaluate_semantic, train_semantic
+    from models.tasks.semantic import valid_variants
+    from pipeline.data2d_io import semantic_data
+
+    b = BUDGET["semantic"]
+    table: dict = {"isbi": {}, "vnc": {}}
+    models = {}
+    for data, variants in (
+        ("isbi", valid_variants()),
+        ("vnc", [("unet", "transposed"), ("fcn8s", "transposed")]),
+    ):
+        ti, tm, classes = semantic_data(data, "train")
+        vi, vm, _ = semantic_data(data, "val")
+        for arch, up in variants:
+            model, hist = train_semantic(
+                ti, tm, classes, arch, up, _it("semantic"), b["batch"], b["tile"]
+            )
+            s = evaluate_semantic(model, vi, vm)
+            table[data][f"{arch}/{up}"] = {
+                "miou": _r(s["miou"]),
+                "dice": _r(s["dice"]),
+                "iou": {k: _r(v) for k, v in s["iou"].items()},
+                "train_s": _r(hist["seconds"], 1),
+                "train_images_per_s": _r(hist["images_per_s"], 2),
+                "infer_pixels_per_s": _r(s["pixels_per_s"], 0),
+            }
+            models[(data, arch, up)] = model
+            _log(f"semantic {data} {arch}/{up}: mIoU {s['miou']:.3f} ({hist['seconds']:.0f} s)")
+    best = max(table["isbi"], key=lambda k: table["isbi"][k]["miou"])
+    best_vnc = max(table["vnc"], key=lambda k: table["vnc"][k]["miou"])
+    out.update(
+        semantic_miou=table["isbi"][best]["miou"],
+        semantic_best=f"isbi {best}",
+        semantic_vnc_miou=table["vnc"][best_vnc]["miou"],
+        semantic_vnc_best=best_vnc,
+        semantic_table=table,
+    )
+    return models
+
+
+def bench_sliding_window(out: dict, fcn_model) -> None:
+    from models.tasks.data2d import to_float
+    from models.tasks.metrics2d import confusion_matrix, segmentation_scores
+    from models.tasks.recipes import evaluate_semantic, train_patch_classifier
+    from pipeline.data2d_io import semantic_data
+
+    b = BUDGET["patch"]
+    ti, tm, classes = semantic_data("isbi", "train")
+    vi, vm, _ = semantic_data("isbi", "val")
+    model, hist = train_patch_classifier(ti, tm, classes, _it("patch"), b["batch"])
+    conf = np.zeros((2, 2), np.int64)
+    t0 = time.perf_counter()
+    for img, cmap in zip(vi, vm, strict=True):
+        logits = model.dense(to_float(img[None, None], model.mean, model.std))
+        conf += confusion_matrix(logits[0].argmax(0).numpy(), cmap, 2)
+    dense_pps = vi.size / (time.perf_counter() - t0)
+    sw_scores = segmentation_scores(conf, classes)
+    crop = to_float(vi[0, 192:320, 192:320][None, None], model.mean, model.std)  # 128 x 128 px
+    t0 = time.perf_counter()
+    naive = model.sliding_window(crop, batch=1024)
+    naive_pps = crop[0, 0].numel() / (time.perf_counter() - t0)
+    same = float((naive - model.dense(crop)).abs().max())
+    fcn = evaluate_semantic(fcn_model, vi, vm)
+    out["sliding_window_speedup"] = _r(fcn["pixels_per_s"] / naive_pps, 1)
+    out["sliding_window"] = {
+        "sliding_window_miou": _r(sw_scores["miou"]),
+        "fcn8s_miou": _r(fcn["miou"]),
+        "sliding_window_pixels_per_s": _r(naive_pps, 0),
+        "fcn8s_pixels_per_s": _r(fcn["pixels_per_s"], 0),
+        "same_classifier_dense_pixels_per_s": _r(dense_pps, 0),
+        "same_classifier_dense_speedup": _r(dense_pps / naive_pps, 1),
+        "dense_vs_sliding_max_abs_diff": same,
+        "note": "FCN = FCN-8s (transposed) of the semantic table; the sliding-window mIoU is computed "
+        "with the identical dense form of the same patch classifier (max abs logit difference above); "
+        "sliding-window speed timed on a 128x128 crop, patches batched 1024 at a time",
+        "train_s": _r(hist["seconds"], 1),
+    }
+    _log(f"sliding window: {naive_pps:.0f} px/s vs FCN {fcn['pixels_per_s']:.0f} px/s")
+
+
+def bench_localize(out: dict) -> None:
+    from models.tasks.data2d import localization_crops
+    from models.tasks.recipes import evaluate_localizer, train_localizer
+    from pipeline.data2d_io import instance_data
+
+    b = BUDGET["localize"]
+    res = {}
+    for data, centered in (("vnc", False), ("fib", True)):
+        rng = np.random.default_rng(0)
+        train = localization_crops(instance_data(data, "train"), b["crop"], rng, centered)
+        val = localization_crops(instance_data(data, "val"), b["crop"], rng, centered)
+        model, hist = train_localizer(train, _it("localize"), b["batch"])
+        s = evaluate_localizer(model, val)
+        res[data] = {
+            **{k: _r(v) for k, v in s.items()},
+            "train_crops": len(train),
+            "classes": list(train.class_names),
+            "train_s": _r(hist["seconds"], 1),
+            "train_images_per_s": _r(hist["images_per_s"], 1),
+        }
+        _log(f"localize {data}: acc {s['acc']:.3f} IoU {s['iou']:.3f}")
+    out.update(
+        localize_iou=res["vnc"]["iou"],
+        localize_acc=res["vnc"]["acc"],
+        localize_fib_iou=res["fib"]["iou"],
+        localize=res,
+    )
+
+
+class StockRCNN(torch.nn.Module):
+    """torchvision's stock ResNet-50-FPN detector fed our grayscale tiles as 3 equal channels,
+    with the same no-resize transform as ours, behind our ``losses``/``predict`` calls."""
+
+    def __init__(self, masks: bool, num_classes: int, norm: dict) -> None:
+        super().__init__()
+        import torchvision
+
+        from models.tasks.detect_two_stage import NoResizeTransform
+
+        fn = (
+            torchvision.models.detection.maskrcnn_resnet50_fpn
+            if masks
+            else torchvision.models.detection.fasterrcnn_resnet50_fpn
+        )
+        self.net = fn(weights=None, weights_backbone=None, num_classes=num_classes + 1)
+        self.net.transform = NoResizeTransform(
+            1, 1 << 16, [norm["mean"]] * 3, [norm["std"]] * 3, size_divisible=32
+        )
+
+    @staticmethod
+    def rgb(images):
+        return [img.expand(3, -1, -1) for img in images]
+
+    def losses(self, images, targets):
+        return self.net(self.rgb(images), targets)
+
+    @torch.no_grad()
+    def predict(self, images):
+        self.net.eval()
+        return self.net(self.rgb(images))
+
+
+def _train_eval(model, train, val, masks: bool, lr: float = 1e-3) -> tuple[dict, dict]:
+    from models.tasks.recipes import evaluate_detection, train_detection
+
+    b = BUDGET["detect"]
+    hist = train_detection(model, train, _it("detect"), b["batch"], b["tile"], lr=lr, masks=masks)
+    s = evaluate_detection(model, val, masks)
+    s = {k: (_r(v) if isinstance(v, float) else v) for k, v in s.items()}
+    s.update(
+        train_s=_r(hist["seconds"], 1),
+        train_images_per_s=_r(hist["images_per_s"], 2),
+        final_loss=_r(hist["loss"][-1]),
+        lr=lr,
+    )
+    return s, hist
+
+
+def _train_eval_stock(masks: bool, train, val) -> dict:
+    """The stock model at the shared budget; if it diverges at lr 1e-3 (from scratch, no
+    frozen BN), once more from a fresh model at 1e-4, and the result says so."""
+    from models.tasks.data2d import intensity_stats
+    from pipeline.errors import InputError
+
+    for lr in (1e-3, 1e-4):
+        torch.manual_seed(0)
+        model = StockRCNN(masks, len(train.class_names), intensity_stats(train.images))
+        try:
+            s, _ = _train_eval(model, train, val, masks, lr)
+            s["params"] = sum(p.numel() for p in model.parameters())
+            return s
+        except InputError as e:
+            _log(f"stock model diverged at lr {lr}: {e}")
+            failed = str(e)
+    return {"error": failed}
+
+
+def bench_detection(out: dict) -> None:
+    from models.tasks.data2d import section_targets
+    from models.tasks.metrics2d import proposal_scores
+    from models.tasks.proposals import selective_search
+    from models.tasks.recipes import build_detection_model
+    from pipeline.data2d_io import instance_data
+
+    train, val = instance_data("vnc", "train"), instance_data("vnc", "val")
+    table = {}
+    two_stage = build_detection_model("two_stage", train)
+    table["two_stage"], _ = _train_eval(two_stage, train, val, False)
+    _log(f"two-stage: {table['two_stage']}")
+    grid = build_detection_model("grid", train)
+    table["grid"], _ = _train_eval(grid, train, val, False)
+    table["grid"]["anchors"] = grid.config["anchors"]
+    _log(f"grid: {table['grid']}")
+    out.update(
+        detect_map50=table["two_stage"]["box_map50"],
+        detect_map=table["two_stage"]["box_map"],
+        grid_detect_map50=table["grid"]["box_map50"],
+        grid_detect_map=table["grid"]["box_map"],
+    )
+
+    # proposals: selective search vs the trained RPN, same held-out sections, same N
+    ss_boxes, rpn_boxes, gts = [], [], []
+    t0 = time.perf_counter()
+    for i in range(len(val)):
+        ss_boxes.append(selective_search(val.images[i]))
+    ss_s = (time.perf_counter() - t0) / len(val)
+    t0 = time.perf_counter()
+    for i in range(len(val)):
+        image, target = section_targets(val, i, masks=False)
+        rpn_boxes.append(two_stage.propose([image], max(PROPOSAL_N))[0])
+        gts.append((target["boxes"], target["labels"]))
+    rpn_s = (time.perf_counter() - t0) / len(val)
+    ptable = {}
+    for n in PROPOSAL_N:
+        ss = proposal_scores([(b[:n], g, lab) for b, (g, lab) in zip(ss_boxes, gts, strict=True)])
+        rp = proposal_scores([(b[:n], g, lab) for b, (g, lab) in zip(rpn_boxes, gts, strict=True)])
+        ptable[str(n)] = {
+            "selective_search": {
+                "recall": _r(ss["recall"]),
+                "mabo": _r(ss["mabo"]),
+                "boxes_per_image": ss["boxes_per_image"],
+            },
+            "rpn": {
+                "recall": _r(rp["recall"]),
+                "mabo": _r(rp["mabo"]),
+                "boxes_per_image": rp["boxes_per_image"],
+            },
+        }
+    n = str(max(PROPOSAL_N))
+    out.update(
+        proposals_recall=ptable[n]["selective_search"]["recall"],
+        proposals_mabo=ptable[n]["selective_search"]["mabo"],
+        rpn_recall=ptable[n]["rpn"]["recall"],
+        rpn_mabo=ptable[n]["rpn"]["mabo"],
+        proposals_n=int(n),
+        proposals_table=ptable,
+        proposals_seconds_per_image={"selective_search": _r(ss_s, 2), "rpn": _r(rpn_s, 2)},
+        proposals_total_selective_search=[len(b) for b in ss_boxes],
+    )
+    _log(f"proposals: {ptable}")
+
+    # instances: VNC mitochondria and FIB neuron profiles
+    mtrain = instance_data("vnc", "train", objects=("mitochondria",))
+    mval = instance_data("vnc", "val", objects=("mitochondria",))
+    table["mask_rcnn_vnc"], _ = _train_eval(
+        build_detection_model("instance", mtrain), mtrain, mval, True
+    )
+    _log(f"mask rcnn vnc: {table['mask_rcnn_vnc']}")
+    ftrain, fval = instance_data("fib", "train"), instance_data("fib", "val")
+    table["mask_rcnn_fib"], _ = _train_eval(
+        build_detection_model("instance", ftrain), ftrain, fval, True
+    )
+    _log(f"mask rcnn fib: {table['mask_rcnn_fib']}")
+    out.update(
+        instance_mask_map50=table["mask_rcnn_vnc"]["mask_map50"],
+        instance_mask_map=table["mask_rcnn_vnc"]["mask_map"],
+        instance_box_map50=table["mask_rcnn_vnc"]["box_map50"],
+        instance_fib_mask_map50=table["mask_rcnn_fib"]["mask_map50"],
+        instance_fib_mask_map=table["mask_rcnn_fib"]["mask_map"],
+    )
+
+    # torchvision stock ResNet-50-FPN models, same data and budget
+    for name, model in (("two_stage", two_stage), ("grid", grid)):
+        table[name]["params"] = sum(p.numel() for p in model.parameters())
+    out["detection_table"] = table
+    table["torchvision_faster_rcnn_r50_fpn"] = tv = _train_eval_stock(False, train, val)
+    _log(f"torchvision faster: {tv}")
+    out.update(
+        torchvision_detect_map50=tv.get("box_map50"), torchvision_detect_map=tv.get("box_map")
+    )
+    table["torchvision_mask_rcnn_r50_fpn"] = tm = _train_eval_stock(True, mtrain, mval)
+    _log(f"torchvision mask: {tm}")
+    out.update(
+        torchvision_instance_mask_map50=tm.get("mask_map50"),
+        torchvision_instance_mask_map=tm.get("mask_map"),
+        torchvision_instance_box_map50=tm.get("box_map50"),
+    )
+
+
+def main(json_out: bool = False) -> dict:
+    from pipeline.data2d_io import SHARED_DATA
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    out: dict = {
+        "device": "CPU only (no GPU in this session): 2 cores shared with other jobs, torch threads=1",
+        "budget": {
+            k: (dict(v, iterations=_it(k)) if isinstance(v, dict) else v) for k, v in BUDGET.items()
+        },
+        "budget_scale": SCALE,
+        "data": {
+            "isbi": "ISBI 2012 sections 0-19 train, 20-23 held out (24-29 not in shared/)",
+            "vnc": "VNC stack1 sections 0-15 train, 16-19 held out; detection/instances/localization at 2x "
+            "downsampling (9.2 nm px, 512x512 sections)",
+            "fib": "FIB medulla z 0-129 train, 130-159 held out (z >= 160 not in shared/)",
+        },
+    }
+    if not (SHARED_DATA / "isbi2012").is_dir():
+        out["skipped"] = f"real data not found under {SHARED_DATA}"
+        return out
+    models: dict = {}
+    sections = [
+        ("semantic", lambda: models.update(bench_semantic(out))),
+        (
+            "sliding_window",
+            lambda: bench_sliding_window(out, models[("isbi", "fcn8s", "transposed")]),
+        ),
+        ("localize", lambda: bench_localize(out)),
+        ("detection", lambda: bench_detection(out)),
+    ]
+    for name, run in sections:  # one failing part must not lose the others' figures
+        try:
+            run()
+        except Exception as e:  # noqa: BLE001 - reported in the result
+            _log(f"{name} failed:\n{traceback.format_exc()}")
+            out.setdefault("errors", {})[name] = f"{type(e).__name__}: {e}"
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(main(True), default=str))

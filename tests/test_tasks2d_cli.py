@@ -1,0 +1,150 @@
+"""`petaseg train2d` / `petaseg predict2d` end to end on real sections, and 2D checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models.tasks.checkpoint2d import load_task_model, save_task_model
+from models.tasks.detect_grid import GridDetector
+from pipeline.cli import main
+from pipeline.errors import CheckpointError
+from tests.conftest import shared_file
+
+torch.set_num_threads(1)
+
+
+def test_train2d_semantic_then_predict2d(tmp_path, capsys):
+    shared_file("isbi2012/isbi2012_train.h5")
+    out = tmp_path / "sem.pt"
+    rc = main(
+        [
+            "train2d",
+            "semantic",
+            "--data",
+            "isbi",
+            "--out",
+            str(out),
+            "--iterations",
+            "3",
+            "--batch",
+            "2",
+            "--tile",
+            "64",
+            "--arch",
+            "fcn16s",
+            "--up",
+            "interp_conv",
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["iterations"] == 3 and 0 <= summary["validation"]["miou"] <= 1
+    assert json.loads((tmp_path / "sem.pt.metrics.json").read_text())["arch"] == "fcn16s"
+    raw = str(shared_file("isbi2012/isbi2012_train.h5")) + "/volumes/raw"
+    rc = main(
+        [
+            "predict2d",
+            "--model",
+            str(out),
+            "--image",
+            raw,
+            "--section",
+            "21",
+            "--out",
+            str(tmp_path / "p"),
+        ]
+    )
+    assert rc == 0
+    files = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["files"]
+    from skimage import io
+
+    classes = io.imread(files["classes"])
+    assert classes.shape == (512, 512) and set(np.unique(classes)) <= {0, 1}
+    overlay = io.imread(files["overlay"])
+    assert overlay.ndim == 3 and overlay.shape[0] > 100
+
+
+def test_train2d_detect_grid_then_predict2d_on_a_png(tmp_path, capsys):
+    shared_file("drosophila_vnc_sstem/vnc_stack1.h5")
+    out = tmp_path / "grid.pt"
+    rc = main(
+        [
+            "train2d",
+            "detect",
+            "--data",
+            "vnc",
+            "--model",
+            "grid",
+            "--out",
+            str(out),
+            "--iterations",
+            "2",
+            "--tile",
+            "128",
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["task"] == "grid_detect" and "box_map50" in summary["validation"]
+    from skimage import io
+
+    png = tmp_path / "tile.png"
+    io.imsave(
+        png,
+        np.random.default_rng(0).integers(0, 255, (150, 130), dtype=np.uint8),
+        check_contrast=False,
+    )
+    rc = main(
+        [
+            "predict2d",
+            "--model",
+            str(out),
+            "--image",
+            str(png),
+            "--scale",
+            "1",
+            "--score",
+            "0.0",
+            "--out",
+            str(tmp_path / "p"),
+        ]
+    )
+    assert rc == 0
+    pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert pred["task"] == "grid_detect" and isinstance(pred["detections"], list)
+    assert (tmp_path / "p" / "tile_z0_overlay.png").is_file()
+
+
+def test_cli_errors_are_messages(tmp_path, capsys):
+    assert main(["train2d", "semantic", "--data", "cremi", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "unknown" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["predict2d", "--model", str(bad), "--image", "x.png"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = GridDetector(
+        2, class_names=["a", "b"], encoder={"widths": [4, 8, 8, 16]}, anchors=[[8, 8], [20, 12]]
+    )
+    save_task_model(tmp_path / "g.pt", model, {"scale": 2})
+    loaded = load_task_model(tmp_path / "g.pt")
+    assert loaded.metadata["scale"] == 2 and loaded.config == model.config
+    x = [torch.rand(1, 64, 64)]
+    model.eval()
+    raw_a, _ = model._raw(model._batch(x))
+    raw_b, _ = loaded._raw(loaded._batch(x))
+    assert torch.equal(raw_a, raw_b)
+    with pytest.raises(CheckpointError, match="holds a 'grid_detect' model"):
+        load_task_model(tmp_path / "g.pt", task="semantic")
+    torch.save({"format": "something-else"}, tmp_path / "o.pt")
+    with pytest.raises(CheckpointError, match="not a 2D task checkpoint"):
+        load_task_model(tmp_path / "o.pt")
