@@ -17,6 +17,12 @@ from tests.conftest import shared_file
 torch.set_num_threads(1)
 
 
+def needs_coco() -> None:
+    """Skip (with the fix) where the COCO evaluation packages are not installed."""
+    for name in ("torchmetrics", "faster_coco_eval"):
+        pytest.importorskip(name, reason="COCO mAP needs torchmetrics + faster-coco-eval")
+
+
 def test_train2d_semantic_then_predict2d(tmp_path, capsys):
     shared_file("isbi2012/isbi2012_train.h5")
     out = tmp_path / "sem.pt"
@@ -70,6 +76,7 @@ def test_train2d_semantic_then_predict2d(tmp_path, capsys):
 
 
 def test_train2d_detect_grid_then_predict2d_on_a_png(tmp_path, capsys):
+    needs_coco()
     shared_file("drosophila_vnc_sstem/vnc_stack1.h5")
     out = tmp_path / "grid.pt"
     rc = main(

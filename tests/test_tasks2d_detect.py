@@ -127,3 +127,29 @@ def test_grid_detector_trains_and_predicts(vnc_batch):
     assert set(out) == {"boxes", "scores", "labels"} and len(out["boxes"]) <= 100
     if len(out["labels"]):
         assert out["labels"].min() >= 1 and out["labels"].max() <= 2
+
+
+def test_roi_pooling_variant():
+    from models.tasks.roi_pool import MultiScaleRoIPool
+
+    pool = MultiScaleRoIPool(["0", "1"], 2, canonical_scale=16, canonical_level=3)
+    f0 = torch.arange(64.0).view(1, 1, 8, 8)  # stride 4 on a 32 x 32 image
+    f1 = -torch.ones(1, 1, 4, 4)  # stride 8
+    # sqrt(area) 4 -> level floor(3 + log2(1 / 4)) = 1, clamped to the finest (2); torchvision's
+    # roi_pool rounds x2 = 4 / 4 = 1 and counts it inclusively: feature cells 0..1
+    small = torch.tensor([[0.0, 0, 4, 4]])
+    big = torch.tensor([[0.0, 0, 32, 32]])  # -> level 4, clamped to the coarsest (3)
+    out = pool({"0": f0, "1": f1}, [torch.cat([small, big])], [(32, 32)])
+    assert out.shape == (2, 1, 2, 2)
+    assert out[0, 0].tolist() == [[0.0, 1.0], [8.0, 9.0]]  # the 2x2 cells of f0's corner
+    assert (out[1] == -1).all()  # pooled from the stride-8 map
+    torch.manual_seed(0)
+    model = build_detector(1, encoder=SMALL, roi_op="pool", fpn_channels=16, representation=32)
+    model.train()
+    images, targets = _empty(1, 64)
+    targets = [{"boxes": torch.tensor([[8.0, 8, 30, 28]]), "labels": torch.tensor([1])}]
+    terms = model.losses(images, targets)
+    sum(terms.values()).backward()
+    assert model.predict(images)[0]["boxes"].shape[1] == 4
+    with pytest.raises(ConfigError, match="roi_op"):
+        build_detector(1, encoder=SMALL, roi_op="warp")

@@ -3,7 +3,8 @@ GeneralizedRCNN pieces on our encoder + FPN (models.tasks.fpn).
 
 transform (normalise + pad, never resize: EM pixels have a physical size) -> backbone
 (encoder + FPN) -> RegionProposalNetwork (AnchorGenerator + RPNHead) -> RoIHeads
-(MultiScaleRoIAlign + TwoMLPHead + FastRCNNPredictor [+ mask branch]).
+(MultiScaleRoIAlign, or RoI max pooling with ``roi_op="pool"``, + TwoMLPHead +
+FastRCNNPredictor [+ mask branch]).
 
 Train mode: ``model(images, targets)`` returns the loss dict; eval mode: ``model(images)``
 returns one dict per image (boxes x1 y1 x2 y2, scores, labels [, masks]). Class 0 is background.
@@ -24,6 +25,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from ..errors import ConfigError, InputError
 from .fpn import DEFAULT_ENCODER, EncoderFPN, make_encoder
+from .roi_pool import MultiScaleRoIPool
 
 DEFAULT_ANCHORS = [[8, 12], [16, 24], [32, 48], [64, 128]]
 
@@ -122,6 +124,7 @@ class RCNN(GeneralizedRCNN):
         score_thresh: float = 0.05,
         detections_per_img: int = 100,
         roi_canonical_scale: int = 64,
+        roi_op: str = "align",
     ) -> None:
         if num_classes < 1:
             raise ConfigError(f"num_classes={num_classes}: need at least one object class")
@@ -151,7 +154,15 @@ class RCNN(GeneralizedRCNN):
             nms_thresh=0.7,
         )
         roi_names = backbone.names[: len(fpn_levels)]
-        box_pool = MultiScaleRoIAlign(roi_names, 7, 2, canonical_scale=roi_canonical_scale)
+        if roi_op not in ("align", "pool"):
+            raise ConfigError(f"roi_op={roi_op!r}; use 'align' (RoIAlign) or 'pool' (RoI pooling)")
+
+        def pooler(size: int):
+            if roi_op == "pool":
+                return MultiScaleRoIPool(roi_names, size, canonical_scale=roi_canonical_scale)
+            return MultiScaleRoIAlign(roi_names, size, 2, canonical_scale=roi_canonical_scale)
+
+        box_pool = pooler(7)
         heads = RoIHeads(
             box_pool,
             TwoMLPHead(fpn_channels * 49, representation),
@@ -166,9 +177,7 @@ class RCNN(GeneralizedRCNN):
             detections_per_img=detections_per_img,
         )
         if masks:
-            heads.mask_roi_pool = MultiScaleRoIAlign(
-                roi_names, 14, 2, canonical_scale=roi_canonical_scale
-            )
+            heads.mask_roi_pool = pooler(14)
             heads.mask_head = MaskRCNNHeads(fpn_channels, (64, 64, 64, 64), 1)
             heads.mask_predictor = MaskRCNNPredictor(64, 64, num_classes + 1)
         transform = NoResizeTransform(
@@ -206,6 +215,7 @@ class RCNN(GeneralizedRCNN):
             "score_thresh": score_thresh,
             "detections_per_img": detections_per_img,
             "roi_canonical_scale": roi_canonical_scale,
+            "roi_op": roi_op,
         }
 
     def forward(self, images, targets=None):

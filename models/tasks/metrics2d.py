@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_convert, box_iou
 
-from ..errors import InputError
+from ..errors import InputError, PetasegError
 
 
 def confusion_matrix(pred, target, n_classes: int, ignore_index: int | None = None) -> np.ndarray:
@@ -125,7 +125,14 @@ def coco_map(preds: list[dict], targets: list[dict], masks: bool = False) -> dic
     faster-coco-eval backend. ``preds``: boxes, scores, labels[, masks]; ``targets``: boxes,
     labels[, masks]; masks as (n, H, W) bool/uint8 (Mask R-CNN's soft masks are thresholded
     at 0.5). Returns -1 for a metric with no ground truth."""
-    from torchmetrics.detection import MeanAveragePrecision
+    try:
+        import faster_coco_eval  # noqa: F401  (the backend torchmetrics is told to use)
+        from torchmetrics.detection import MeanAveragePrecision
+    except ImportError as e:
+        raise PetasegError(
+            f"COCO mAP needs torchmetrics and faster-coco-eval ({e}); install them: "
+            "pip install torchmetrics==1.9.0 faster-coco-eval==1.8.0"
+        ) from None
 
     iou_types = ["bbox", "segm"] if masks else ["bbox"]
     metric = MeanAveragePrecision(iou_type=iou_types, backend="faster_coco_eval")
