@@ -258,17 +258,48 @@ class EditLog:
             )
         edges = segment_edges(self.meta["graph"], frags)
         mask, cut = min_cut(frags, edges, src, snk)
+        args = {
+            "sources": [list(map(float, p)) for p in sources],
+            "sinks": [list(map(float, p)) for p in sinks],
+            "cut_value": cut,
+        }
+        return self.split_fragments(segment, frags[mask], author, reason, base, args)
+
+    def split_fragments(
+        self,
+        segment: int,
+        moved: Sequence[int] | np.ndarray,
+        author: str | None = None,
+        reason: str = "",
+        expect_version: int | None = None,
+        args: dict[str, Any] | None = None,
+    ) -> EditResult:
+        """Move the fragments ``moved`` of ``segment`` to a new segment (a split whose cut was
+        decided elsewhere, e.g. by the correction stage)."""
+        segment = int(segment)
+        base = self._base(expect_version)
+        frags = self._known(segment, base)
+        moved = np.unique(np.asarray(moved, np.uint64))
+        outside = moved[~np.isin(moved, frags)]
+        if len(outside):
+            raise InputError(
+                f"split: fragment {int(outside[0])} is not in segment {segment} at version {base}"
+            )
+        if len(moved) == 0 or len(moved) == len(frags):
+            raise InputError(
+                f"split: segment {segment} would not be split (the cut leaves all its "
+                f"{len(frags)} fragments on one side); place the points on the two parts"
+            )
         new_id = self._reserve_id()
-        moved = frags[mask]
         delta = Delta(
-            moved, np.full(len(moved), new_id, np.uint64), np.full(len(moved), segment, np.uint64)
+            moved,
+            np.full(len(moved), new_id, np.uint64),
+            np.full(len(moved), segment, np.uint64),
         )
         args = {
             "segment": segment,
-            "sources": [list(map(float, p)) for p in sources],
-            "sinks": [list(map(float, p)) for p in sinks],
+            **(args or {}),
             "new_segment": new_id,
-            "cut_value": cut,
             "fragments_moved": int(len(moved)),
             "fragments_kept": int(len(frags) - len(moved)),
         }

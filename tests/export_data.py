@@ -73,3 +73,46 @@ def neurons_and_fragments(shape=(32, 48, 48), n_neurons=6, n_fragments=60, seed=
         boundary[tuple(lo)] = np.maximum(boundary[tuple(lo)], value)
         boundary[tuple(hi)] = np.maximum(boundary[tuple(hi)], value)
     return neurons.astype(np.uint64), fragments, boundary
+
+
+def segmentation_with_errors(seed=0, shape=(40, 64, 64), n_neurons=24, n_fragments=320):
+    """A labelled synthetic case for error correction: (neurons, fragments, boundary, raw,
+    lut_fragments, lut_segments). The table is the truth with errors put in: about half the
+    neurons cut in two along a random plane (split errors) and a few touching neurons joined
+    (merge errors). The boundary map is noisy, the raw image dark on membranes."""
+    neurons, fragments, boundary = neurons_and_fragments(shape, n_neurons, n_fragments, seed)
+    rng = np.random.default_rng(seed + 100)
+    noisy = np.clip(boundary + rng.normal(0, 0.15, shape), 0, 1).astype(np.float32)
+    raw = np.clip(
+        180 - 120 * ndimage.gaussian_filter(boundary, 0.7) + rng.normal(0, 15, shape), 0, 255
+    )
+    ids = np.unique(fragments)
+    where = ndimage.center_of_mass(np.ones(shape), fragments, ids)
+    neuron_of = np.array([neurons[fragments == f][0] for f in ids], np.int64)
+    group = neuron_of.copy()
+    next_group = group.max() + 1
+    for n in np.unique(neuron_of):
+        members = np.flatnonzero(neuron_of == n)
+        if len(members) < 2 or rng.random() < 0.5:
+            continue
+        normal = rng.normal(size=3)
+        side = np.array([np.dot(where[m], normal) for m in members])
+        cut = side > np.median(side)
+        if 0 < cut.sum() < len(members):
+            group[members[cut]] = next_group
+            next_group += 1
+    # merge errors: join a few groups of touching neurons
+    pairs = set()
+    for ax in range(3):
+        a = np.moveaxis(neurons, ax, 0)
+        d = a[1:] != a[:-1]
+        pairs |= set(zip(a[1:][d].tolist(), a[:-1][d].tolist(), strict=True))
+    pairs = sorted({(min(p), max(p)) for p in pairs})
+    for k in rng.choice(len(pairs), size=3, replace=False):
+        na, nb = pairs[k]
+        ga, gb = group[neuron_of == na][0], group[neuron_of == nb][0]
+        group[group == gb] = ga
+    seg = np.zeros(len(ids), np.uint64)
+    for g in np.unique(group):
+        seg[group == g] = ids[group == g].min()
+    return neurons, fragments, noisy, raw.astype(np.uint8), ids.astype(np.uint64), seg
