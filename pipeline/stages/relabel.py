@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import fastremap
 import numpy as np
 
 from ..blockwise import Block, BlockTask, RunReport, run_blockwise
@@ -49,20 +50,22 @@ class LutCache:
 def apply_lut(
     fragments: np.ndarray, keys: np.ndarray, values: np.ndarray, where: str = "block"
 ) -> np.ndarray:
-    """Map fragment ids through a sorted table; 0 stays 0; an id missing from it is an error."""
-    uniq, inv = np.unique(fragments, return_inverse=True)
-    mapped = np.zeros(len(uniq), np.uint64)
-    nz = uniq != 0
-    pos = np.minimum(np.searchsorted(keys, uniq[nz]), max(len(keys) - 1, 0))
-    found = (keys[pos] == uniq[nz]) if len(keys) else np.zeros(int(nz.sum()), bool)
+    """Map fragment ids through a sorted table (fastremap); 0 stays 0; an id missing from the
+    table is an error, never a silent pass-through."""
+    uniq = fastremap.unique(fragments)
+    uniq = uniq[uniq != 0]
+    pos = np.minimum(np.searchsorted(keys, uniq), max(len(keys) - 1, 0))
+    found = (keys[pos] == uniq) if len(keys) else np.zeros(len(uniq), bool)
     if not found.all():
-        missing = uniq[nz][~found][:5].tolist()
+        missing = uniq[~found][:5].tolist()
         raise InputError(
             f"{where}: fragment ids {missing} are not in the lookup table; the table was built "
             "from another fragments volume. Rerun graph, agglomerate and segment on these fragments"
         )
-    mapped[nz] = values[pos]
-    return mapped[inv].reshape(fragments.shape)
+    mapping = dict(zip(uniq.tolist(), values[pos].tolist(), strict=True))
+    mapping[0] = 0
+    out = fastremap.remap(fragments, mapping, preserve_missing_labels=False)
+    return np.asarray(out, dtype=np.uint64)
 
 
 class RelabelBlock:
