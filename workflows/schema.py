@@ -73,7 +73,7 @@ class AgglomerateStage(Strict):
 
 
 class SegmentStage(Strict):
-    thresholds: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
+    thresholds: list[float] = Field(default_factory=lambda: [0.7], min_length=1)
 
 
 class Stages(Strict):
