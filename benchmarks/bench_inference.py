@@ -140,6 +140,88 @@ def _run_petaseg(args: dict) -> dict:
     }
 
 
+def _run_layout(args: dict) -> dict:
+    """Forward-pass throughput of one patch batch, channels-last 3D vs contiguous (NCDHW),
+    interleaved repeats, best of each: why the engine runs channels-last on CPU."""
+    import torch
+
+    torch.set_num_threads(args["threads"])
+    net = _load_net(args["model"])
+    x = torch.randn(args["batch"], 1, *args["patch"])
+    layouts = {"contiguous": torch.contiguous_format, "channels_last_3d": torch.channels_last_3d}
+    best = dict.fromkeys(layouts, 0.0)
+    with torch.inference_mode():
+        for _ in range(3):
+            for name, fmt in layouts.items():
+                m = net.to(memory_format=fmt)
+                xx = x.contiguous(memory_format=fmt)
+                m(xx)
+                t0, n = time.perf_counter(), 0
+                while time.perf_counter() - t0 < 3:
+                    m(xx)
+                    n += 1
+                vps = n * x.numel() / (time.perf_counter() - t0)
+                best[name] = max(best[name], vps)
+    return {**best, "flops_per_voxel": _flops_per_voxel(net, args["patch"])}
+
+
+def _flops_per_voxel(net, patch) -> float:
+    """Network FLOPs (2 per multiply-add) per output voxel of one patch."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(1, 1, *patch, device=next(net.parameters()).device)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        net(x)
+    return counter.get_total_flops() / x.numel()
+
+
+def _run_gpu(args: dict) -> dict:
+    """bf16 autocast on the GPU: volume throughput, and achieved FLOP/s (network FLOPs per
+    voxel x patch voxels computed per second) over the GPU's measured bf16 matmul rate."""
+    import h5py
+    import torch
+
+    from pipeline.inference.patch_grid import PatchGrid
+    from pipeline.stages.predict import predict_array
+
+    dev = torch.device("cuda")
+    n = 8192
+    a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    t0, reps = time.perf_counter(), 20
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize()
+    matmul_rate = 2 * n**3 * reps / (time.perf_counter() - t0)
+    del a, b
+    with h5py.File(args["h5"], "r") as f:
+        raw = f["volumes/raw"][...]
+    kw = dict(patch=args["patch"], overlap=0.5, batch_size=args["batch"], device="cuda")
+    predict_array(args["model"], raw[:64, :128, :128], **kw)  # warm-up (cuDNN autotuning)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    predict_array(args["model"], raw, **kw)
+    torch.cuda.synchronize()
+    secs = time.perf_counter() - t0
+    patches = PatchGrid.build(raw.shape, args["patch"], 0.5).num_patches
+    patch_vps = patches * float(torch.tensor(args["patch"]).prod()) / secs
+    fpv = _flops_per_voxel(_load_net(args["model"]).to(dev), args["patch"])
+    return {
+        "gpu_vps": raw.size / secs,
+        "gpu_peak_fraction": patch_vps * fpv / matmul_rate,
+        "gpu_bf16_matmul_tflops": matmul_rate / 1e12,
+        "gpu_achieved_tflops": patch_vps * fpv / 1e12,
+        "gpu_peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20,
+        "gpu_name": torch.cuda.get_device_name(),
+        "gpu_batch_size": args["batch"],
+    }
+
+
 def _subprocess(kind: str, args: dict, timeout: float = 3600) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.bench_inference", kind, json.dumps(args)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args["threads"])}
@@ -261,6 +343,13 @@ def main(json_out: bool = False) -> dict:
             result[key] = main_run[key]
         result["runs"] = runs
 
+        layout = _subprocess(
+            "layout", {"model": model, "patch": list(PATCH), "batch": BATCH, "threads": THREADS}
+        )
+        result["forward_vps_by_layout"] = layout
+        result["channels_last_speedup"] = layout["channels_last_3d"] / layout["contiguous"]
+        result["flops_per_voxel"] = layout["flops_per_voxel"]
+
         # scaling: same blocks on 1 and 2 single-threaded worker processes
         scale_shape = (min(128, shape[0]), *shape[1:])
         scale_url = _input(os.path.join(tmp, "scale"), scale_shape) if crop != scale_shape else url
@@ -289,13 +378,13 @@ def main(json_out: bool = False) -> dict:
             "cpu_cores": len(os.sched_getaffinity(0)),
             "load_avg_1min": os.getloadavg()[0],
         }
-    if torch.cuda.is_available():
-        result["gpu"] = "CUDA is available but the GPU measurement is not implemented in this run"
-    else:
-        result["gpu"] = None
-        result["gpu_reason"] = (
-            "no CUDA device on this machine; gpu_vps/gpu_peak_fraction not measured"
-        )
+        if torch.cuda.is_available():
+            gpu_args = {"model": model, "patch": list(PATCH), "batch": 8, "threads": THREADS}
+            result["gpu"] = _subprocess("gpu", {**gpu_args, "h5": str(DATA)})
+            result.update({k: v for k, v in result["gpu"].items() if k.startswith("gpu_")})
+        else:
+            result["gpu"] = None
+            result["gpu_reason"] = "no CUDA device on this machine: gpu_vps not measured"
     if not json_out:
         print(json.dumps(result, indent=1))
     return result
@@ -303,5 +392,10 @@ def main(json_out: bool = False) -> dict:
 
 if __name__ == "__main__":
     kind, payload = sys.argv[1], json.loads(sys.argv[2])
-    runner = {"monai": _run_monai, "petaseg": _run_petaseg}[kind]
+    runner = {
+        "monai": _run_monai,
+        "petaseg": _run_petaseg,
+        "layout": _run_layout,
+        "gpu": _run_gpu,
+    }[kind]
     print(json.dumps(runner(payload)))

@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
         overlap: float = typer.Option(0.5, help="patch overlap fraction in [0, 1)"),
         tta: bool = typer.Option(False, "--tta", help="average over flips/transposes (16x cost)"),
         dtype: str = typer.Option("uint8", help="output dtype: uint8, float16 or float32"),
-        batch_size: int = typer.Option(None, help="patches per forward pass (default 1)"),
+        batch_size: int = typer.Option(
+            None, help="patches per forward pass (default: 2 on CPU, 8 on GPU)"
+        ),
         device: str = typer.Option("auto", help="auto (GPU when the worker has one), cpu, cuda"),
         chunks: str = typer.Option(None, help="output chunks Z,Y,X (default 64 per axis)"),
         cluster: str = typer.Option(

@@ -32,7 +32,7 @@ Reader = Callable[[Roi], np.ndarray]  # voxel ROI inside the volume -> raw ((c,)
 class EngineConfig:
     patch: Coord
     overlap: float = 0.5
-    batch_size: int = 1
+    batch_size: int = 0  # patches per forward pass; 0 = auto (2 on CPU, 8 on a GPU)
     tta: bool = False
     amp: str | None = None  # "bf16" / "fp16" autocast on GPU; None = float32
     channels_last: bool = True
@@ -62,6 +62,9 @@ class PatchEngine:
         self.activation = activation
         self.device = torch.device(device)
         self.window = gaussian_window(config.patch, config.sigma_scale, self.device)
+        # CPU: batch 2 runs ~2x faster per voxel than batch 1 (oneDNN parallelises the batch),
+        # batch 4 no faster but twice the activation memory (measured, 2 cores, this U-Net)
+        self.batch_size = config.batch_size or (8 if self.device.type == "cuda" else 2)
         self.transforms = tta.transforms(config.patch, config.tta)
 
     # ------------------------------------------------------------------------------------------
@@ -98,7 +101,7 @@ class PatchEngine:
         )
         weight = torch.zeros(write.shape, dtype=torch.float32, device=self.device)
         starts = grid.overlapping(write)
-        for batch in _batched(starts, self.cfg.batch_size):
+        for batch in _batched(starts, self.batch_size):
             x = self._batch(raw_t, inside, batch)
             y = self._forward(x)
             for i, start in enumerate(batch):

@@ -141,7 +141,7 @@ def encode(pred: np.ndarray, dtype: str) -> np.ndarray:
     """Probabilities to the stored dtype (uint8: ``round(255 p)``)."""
     if dtype == "uint8":
         return np.clip(np.rint(pred * 255.0), 0, 255).astype(np.uint8)
-    return pred.astype(dtype)
+    return pred.astype(dtype, copy=False)
 
 
 class PredictBlock:
@@ -235,7 +235,7 @@ def plan_predict(
     cfg = EngineConfig(
         patch=patch,
         overlap=overlap,
-        batch_size=int(batch_size or 1),
+        batch_size=int(batch_size or 0),
         tta=bool(tta),
         amp=amp,
         channels_last=channels_last,
@@ -252,12 +252,13 @@ def plan_predict(
         "overlap": overlap,
         "tta": bool(tta),
         "dtype": dtype,
+        "amp": amp,  # GPU autocast changes values slightly: a change recomputes
         "window": {"mode": "gaussian", "sigma_scale": cfg.sigma_scale},
     }
     attrs = {
         "petaseg": provenance(
             "predict",
-            {**params, "block": list(block), "batch_size": cfg.batch_size, "amp": amp},
+            {**params, "block": list(block), "batch_size": cfg.batch_size},
             model=source.describe(),
             input=input_url,
         ),
@@ -335,7 +336,7 @@ def predict_array(
     patch: Sequence[int] | None = None,
     overlap: float = 0.5,
     tta: bool = False,
-    batch_size: int = 1,
+    batch_size: int = 0,
     device: str = "auto",
     amp: str | None = "bf16",
     channels_last: bool = True,
