@@ -6,7 +6,8 @@ z 130..159 of fib_medulla_train.h5 (the model card: the last 30 sections were ne
 on), y, x 0..160. Chance level is the AP of an uninformative (constant or shuffled) prediction,
 which equals the boundary fraction (0.129 here). The test asks for AP >= 2x chance and >= chance
 + 0.3, and for beating the naive "darker is boundary" ranking of raw intensities (AP 0.339) by
-0.2. (An interim checkpoint of the model reached AP 0.864.)
+0.2. Measured with the shipped weights: AP 0.874 (6.8x chance, +0.745); best F1 0.80 at
+threshold 0.4, against 0.228 for predicting every voxel as boundary.
 """
 
 from __future__ import annotations
