@@ -305,7 +305,7 @@ def train(
         history["seconds"] = seconds0 + time.time() - t0
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
+            bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", refresh=False)
         timed_out = config.max_minutes is not None and history["seconds"] > 60 * config.max_minutes
         if it % config.val_every == 0 or it == config.iterations or timed_out:
             run_validation(it)

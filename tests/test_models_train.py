@@ -163,6 +163,10 @@ def test_cli_trains_and_refuses_mismatched_volumes(tmp_path, capsys):
     assert summary["iterations"] == 2 and summary["validation"]["iteration"] == 2
     meta = read_checkpoint(out)["metadata"]
     assert meta["train_z"] == [0, 16] and meta["val_z"] == [16, 24]
+    shipped = tmp_path / "shipped.pt"
+    assert main(["train", "export", "--checkpoint", str(out), "--out", str(shipped)]) == 0
+    capsys.readouterr()
+    assert load_checkpoint(shipped).metadata["iterations"] == 2
     bad_cfg = tmp_path / "bad.yaml"
     bad_cfg.write_text("- a list\n")
     code = main(["train", "boundary", "--raw", f"{good}/volumes/raw", "--labels",

@@ -155,4 +155,18 @@ def register(app: typer.Typer) -> None:
 
     train_app.command("boundary")(_command("boundary"))
     train_app.command("affinity")(_command("affinity"))
+
+    @train_app.command("export")
+    def export(
+        checkpoint: Path = typer.Option(..., help="training checkpoint written by train"),
+        out: Path = typer.Option(..., help="model file to write (weights, config, no optimiser)"),
+    ) -> None:
+        """Strip the optimiser state from a training checkpoint: the shippable model file."""
+        from models.train import export_model
+
+        if out.exists():
+            raise InputError(f"--out {out} exists; remove it or choose another path")
+        export_model(checkpoint, out)
+        print(json.dumps({"out": str(out), "bytes": out.stat().st_size}))
+
     app.add_typer(train_app, name="train")

@@ -1,0 +1,217 @@
+"""``petaseg bench model``: the shipped boundary model's quality and speed on this machine.
+
+Quality: boundary F1 at 0.5 and average precision on the held-out sections z 130..159 of the
+FIB medulla crop (the sections the model never trained on). Speed: training and inference
+voxels/s on the CPU (fp32 and bf16 autocast), FLOPs per voxel counted by
+torch.utils.flop_counter, and the same network shape in MONAI (the peer) side by side as ratios.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "fib_medulla_flyem" / "fib_medulla_train.h5"
+MODEL = "fib-boundary-v1"
+VAL_Z = (130, 160)
+BLOCK = (64, 128, 128)  # inference block (network input) for the throughput figures
+CROP = (64, 64, 64)  # training crop, as in the shipped model's config
+
+
+def held_out() -> tuple[np.ndarray, np.ndarray] | None:
+    if not DATA.exists():
+        return None
+    import h5py
+
+    with h5py.File(DATA, "r") as f:
+        raw = f["volumes/raw"][VAL_Z[0] : VAL_Z[1]]
+        labels = f["volumes/labels/neuron_ids"][VAL_Z[0] : VAL_Z[1]]
+    return raw, labels
+
+
+def evaluate(model, raw: np.ndarray, labels: np.ndarray, precision: str = "fp32") -> dict:
+    """Boundary F1 at 0.5 and average precision of the model on a labelled volume."""
+    from models.metrics import average_precision, f1_score
+    from models.predict import predict_volume
+    from models.targets import boundary_map
+
+    t = time.perf_counter()
+    pred = predict_volume(model, raw, precision=precision)[0]
+    seconds = time.perf_counter() - t
+    target, mask = boundary_map(labels)
+    f1 = f1_score(pred, target, mask, 0.5)
+    return {
+        "f1": f1["f1"],
+        "precision": f1["precision"],
+        "recall": f1["recall"],
+        "ap": average_precision(pred, target, mask),
+        "seconds": seconds,
+        "vps_with_context": raw.size / seconds,
+    }
+
+
+def _best_time(fn, repeats: int) -> float:
+    fn()  # warm-up (oneDNN primitive creation)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def infer_vps(net: torch.nn.Module, precision: str, repeats: int = 2) -> float:
+    x = torch.randn(1, 1, *BLOCK)
+    net.eval()
+
+    def run():
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+            net(x)
+
+    return x.numel() / _best_time(run, repeats)
+
+
+def train_vps(net: torch.nn.Module, precision: str, repeats: int = 3) -> float:
+    from models.losses import masked_loss
+
+    x = torch.randn(1, 1, *CROP)
+    y = (torch.rand_like(x) < 0.13).float()
+    m = torch.ones_like(x)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-6)
+    net.train()
+
+    def step():
+        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+            logits = net(x)
+        loss = masked_loss("bce_dice", logits.float(), y, m)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return x.numel() / _best_time(step, repeats)
+
+
+def flops_per_voxel(net: torch.nn.Module) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(1, 1, 32, 32, 32)
+    net.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        net(x)
+    return counter.get_total_flops() / x.numel()
+
+
+def monai_peer(widths) -> torch.nn.Module | None:
+    """MONAI's BasicUNet built like ours: two 3x3x3 conv + batch norm + ReLU per level, max-pool,
+    transposed-conv upsampling, concatenated skips. BasicUNet always has five levels, so it gets
+    one extra (cheap, 1/16-resolution) level of the deepest width."""
+    try:
+        from monai.networks.nets import BasicUNet
+    except ImportError:
+        return None
+    w = list(widths)
+    features = (w + [w[-1]] * (5 - len(w)))[:5] + [w[0]]
+    return BasicUNet(
+        spatial_dims=3, in_channels=1, out_channels=1, features=tuple(features),
+        act=("relu", {"inplace": True}), norm=("batch", {}), upsample="deconv",
+    )  # fmt: skip
+
+
+def main(json_out: bool = False) -> dict:
+    from models.zoo import load_model, model_path
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    model = load_model(MODEL)
+    n_params = sum(p.numel() for p in model.parameters())
+    out: dict = {
+        "model": MODEL,
+        "device": "CPU (2-core x86_64 shared with other jobs), torch threads=1",
+        "params": n_params,
+        "file_bytes": model_path(MODEL).stat().st_size,
+        "receptive_field": list(model.spec.receptive_field),
+        "context": list(model.spec.context),
+        "flops_per_voxel": flops_per_voxel(model),
+    }
+    data = held_out()
+    if data is None:
+        out["val_skipped"] = f"held-out data not found at {DATA}"
+    else:
+        ev = evaluate(model, *data)
+        out.update(
+            val_sections=list(VAL_Z),
+            val_boundary_f1=round(ev["f1"], 4),
+            val_boundary_precision=round(ev["precision"], 4),
+            val_boundary_recall=round(ev["recall"], 4),
+            val_average_precision=round(ev["ap"], 4),
+            predict_vps_with_context=round(ev["vps_with_context"]),
+        )
+        fast = evaluate(model, *data, precision="bf16")
+        out.update(
+            val_boundary_f1_bf16=round(fast["f1"], 4),
+            val_average_precision_bf16=round(fast["ap"], 4),
+            predict_vps_with_context_bf16=round(fast["vps_with_context"]),
+        )
+    out["infer_vps"] = round(infer_vps(model, "fp32"))
+    out["infer_vps_bf16"] = round(infer_vps(model, "bf16"))
+    fresh = load_model(MODEL)  # training changes weights: never touch the loaded model
+    out["train_vps"] = round(train_vps(fresh, "fp32"))
+    out["train_vps_bf16"] = round(train_vps(fresh, "bf16"))
+    out["infer_block"] = list(BLOCK)
+    out["train_crop"] = list(CROP)
+    peer = monai_peer(model.config["widths"])
+    if peer is not None:
+        peer_infer = infer_vps(peer, "fp32")
+        peer_fpv = flops_per_voxel(peer)
+        out["peer"] = {
+            "name": "monai.networks.nets.BasicUNet (same block design and widths, 5 levels)",
+            "flops_per_voxel": peer_fpv,
+            "infer_vps": round(peer_infer),
+            "ratio_infer_vps_ours_over_peer": round(out["infer_vps"] / peer_infer, 3),
+            # achieved FLOP/s normalises away the extra level: the implementation's efficiency
+            "ratio_infer_flops_per_s_ours_over_peer": round(
+                out["infer_vps"] * out["flops_per_voxel"] / (peer_infer * peer_fpv), 3
+            ),
+        }
+    if torch.cuda.is_available():
+        out.update(gpu_benchmark(model))
+    else:
+        out["gpu"] = None
+        out["gpu_reason"] = "no CUDA device on this machine (torch.cuda.is_available() is False)"
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def gpu_benchmark(model: torch.nn.Module) -> dict:
+    """bf16 inference on the GPU and its fraction of the GPU's measured bf16 matmul rate."""
+    dev = torch.device("cuda")
+    net = model.to(dev).eval()
+    x = torch.randn(4, 1, *BLOCK, device=dev)
+
+    def run():
+        with torch.no_grad(), torch.autocast("cuda", torch.bfloat16):
+            net(x)
+        torch.cuda.synchronize()
+
+    seconds = _best_time(run, 5)
+    vps = x.numel() / seconds
+    a = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
+
+    def mm():
+        a @ a
+        torch.cuda.synchronize()
+
+    peak = 2 * 8192**3 / _best_time(mm, 5)
+    fpv = flops_per_voxel(model.cpu())
+    return {
+        "gpu": torch.cuda.get_device_name(0),
+        "gpu_infer_vps": round(vps),
+        "gpu_peak_fraction": round(vps * fpv / peak, 4),
+        "gpu_bf16_matmul_flops": peak,
+    }
