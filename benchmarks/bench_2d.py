@@ -14,7 +14,9 @@
   same data with the same budget (iterations, batch, tile, optimiser, schedule).
 
 Runs on CPU with ``torch.set_num_threads(1)`` (the machine's 2 cores are shared). Set
-``PETASEG_BENCH2D_SCALE`` (e.g. 0.05) to shrink every iteration budget for a smoke run.
+``PETASEG_BENCH2D_SCALE`` (e.g. 0.05) to shrink every iteration budget for a smoke run, and
+``PETASEG_BENCH2D_ONLY`` (comma-separated: semantic, sliding_window, localize, detection) to run
+some parts only (sliding_window needs semantic).
 """
 
 from __future__ import annotations
@@ -362,7 +364,12 @@ def main(json_out: bool = False) -> dict:
         ("localize", lambda: bench_localize(out)),
         ("detection", lambda: bench_detection(out)),
     ]
+    only = [p for p in os.environ.get("PETASEG_BENCH2D_ONLY", "").split(",") if p]
+    if only:
+        out["only"] = only
     for name, run in sections:  # one failing part must not lose the others' figures
+        if only and name not in only:
+            continue
         try:
             run()
         except Exception as e:  # noqa: BLE001 - reported in the result

@@ -130,3 +130,18 @@ def test_image_files_refuse_colour(tmp_path):
         from pipeline.data2d_io import preset
 
         preset("cremi")
+
+
+def test_centered_crops_target_the_profile_under_the_centre():
+    ids = np.zeros((1, 60, 60), np.uint64)
+    ids[0, :, :20], ids[0, :, 20:45], ids[0, :, 45:] = 3, 7, 9
+    ids[0, 25:35, 10:50] = 5  # a band crossing the three
+    data = fib_instances(np.zeros((1, 60, 60), np.uint8), ids, min_area=1)
+    data.images = (data.instances * 20).astype(np.uint8)  # each object its own grey value
+    loc = localization_crops(data, 32, np.random.default_rng(0), centered=True)
+    assert len(loc) >= 1
+    for crop, box in zip(loc.crops, loc.boxes, strict=True):
+        value = crop[16, 16]  # the centre pixel lies on the target object ...
+        ys, xs = np.nonzero(crop == value)  # ... which lies wholly inside the crop
+        assert box[0] == pytest.approx((xs.min() + xs.max() + 1) / 64)
+        assert box[1] == pytest.approx((ys.min() + ys.max() + 1) / 64)

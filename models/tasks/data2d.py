@@ -254,7 +254,6 @@ def localization_crops(
     crop: int,
     rng: np.random.Generator,
     centered: bool = False,
-    jitter: float = 0.25,
     max_other: float = 0.25,
     tries: int = 10,
 ) -> LocalizationSet:
@@ -262,8 +261,9 @@ def localization_crops(
 
     ``centered=False`` (sparse objects such as mitochondria): the object lies anywhere in the
     crop, and crops where another object shows more than ``max_other`` of its area are skipped,
-    so each crop holds one object. ``centered=True`` (dense neuron profiles): the crop is
-    centred on the object up to ``jitter`` x crop, and the target is that object.
+    so each crop holds one object. ``centered=True`` (dense neuron profiles, where every crop
+    is full of objects): the crop is centred on a random pixel of the object, so the target is
+    "the profile under the centre of the crop" (pixel ``crop // 2``), a well-posed question.
     """
     crops, labels, boxes = [], [], []
     n, h, w = data.images.shape
@@ -278,17 +278,19 @@ def localization_crops(
             if bh > crop or bw > crop or crop > h or crop > w:
                 continue
             for _ in range(tries):
-                if centered:
-                    cy = (y1 + y2) / 2 + rng.uniform(-jitter, jitter) * (crop - bh)
-                    cx = (x1 + x2) / 2 + rng.uniform(-jitter, jitter) * (crop - bw)
-                    oy, ox = int(round(cy - crop / 2)), int(round(cx - crop / 2))
-                    oy = min(max(oy, y2 - crop, 0), y1, h - crop)
-                    ox = min(max(ox, x2 - crop, 0), x1, w - crop)
-                else:
-                    lo_y, hi_y = max(0, y2 - crop), min(y1, h - crop)
-                    lo_x, hi_x = max(0, x2 - crop), min(x1, w - crop)
-                    if lo_y > hi_y or lo_x > hi_x:
+                lo_y, hi_y = max(0, y2 - crop), min(y1, h - crop)  # crop origins that hold
+                lo_x, hi_x = max(0, x2 - crop), min(x1, w - crop)  # the whole object
+                if lo_y > hi_y or lo_x > hi_x:
+                    break
+                if centered:  # origins whose centre pixel lies on the object
+                    py, px = np.nonzero(inst[sl] == k)
+                    oy_all, ox_all = py + y1 - crop // 2, px + x1 - crop // 2
+                    ok = (oy_all >= lo_y) & (oy_all <= hi_y) & (ox_all >= lo_x) & (ox_all <= hi_x)
+                    if not ok.any():
                         break
+                    j = int(rng.choice(np.flatnonzero(ok)))
+                    oy, ox = int(oy_all[j]), int(ox_all[j])
+                else:
                     oy, ox = int(rng.integers(lo_y, hi_y + 1)), int(rng.integers(lo_x, hi_x + 1))
                 window = inst[oy : oy + crop, ox : ox + crop]
                 if not centered:
