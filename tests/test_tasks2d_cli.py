@@ -155,3 +155,37 @@ def test_checkpoint_round_trip(tmp_path):
     torch.save({"format": "something-else"}, tmp_path / "o.pt")
     with pytest.raises(CheckpointError, match="not a 2D task checkpoint"):
         load_task_model(tmp_path / "o.pt")
+
+
+def test_predict_image_handles_every_task_and_odd_sizes(tmp_path):
+    from models.tasks.instance import build_mask_rcnn
+    from models.tasks.localize import Localizer
+    from models.tasks.overlay import save_overlay
+    from models.tasks.predict2d import predict_image, summary
+    from models.tasks.semantic import SemanticNet
+    from models.tasks.sliding_window import PatchClassifier
+    from pipeline.errors import InputError
+
+    torch.manual_seed(0)
+    image = np.random.default_rng(0).integers(0, 255, (50, 37), dtype=np.uint8)
+    small = {"widths": [4, 8, 8, 8, 8]}
+    models = [
+        SemanticNet(["a", "b"], "fcn8s", "nearest", widths=[4, 4, 8, 8, 8, 8]),
+        PatchClassifier(["a", "b"], widths=(4, 4, 4), hidden=8),
+        Localizer(["a", "b"], encoder={"widths": [4, 8]}),
+        build_mask_rcnn(1, encoder=small, score_thresh=0.0),
+    ]
+    for model in models:
+        model.eval()
+        pred = predict_image(model, image, score_thresh=0.0)
+        json.dumps(summary(pred))
+        if "classmap" in pred:
+            assert pred["classmap"].shape == (50, 37)
+        if "box" in pred:
+            assert len(pred["box"]) == 4
+        if model.task == "instance":
+            assert pred["instances"].shape == (50, 37)
+        save_overlay(tmp_path / f"{model.task}.png", image, pred)
+        assert (tmp_path / f"{model.task}.png").stat().st_size > 1000
+    with pytest.raises(InputError, match="grayscale"):
+        predict_image(models[0], np.zeros((8, 8, 3), np.uint8))

@@ -32,10 +32,11 @@ def predict_image(model, image: np.ndarray, score_thresh: float = 0.5) -> dict:
         out["probabilities"] = prob.numpy()
         out["classmap"] = prob.argmax(0).numpy().astype(np.uint8)
         return out
-    if task == "localize":
-        x = to_float(image[None, None], model.mean, model.std)
-        label, prob, box = model.predict(x)
-        h, w = image.shape
+    if task == "localize":  # pad bottom/right to the stride: pixel coordinates stay the same
+        m = model.encoder.size_multiple[0]
+        padded = np.pad(image, ((0, -image.shape[0] % m), (0, -image.shape[1] % m)), mode="reflect")
+        label, prob, box = model.predict(to_float(padded[None, None], model.mean, model.std))
+        h, w = padded.shape
         cx, cy, bw, bh = box[0].tolist()
         out["label"] = int(label[0])
         out["probabilities"] = prob[0].tolist()
