@@ -220,3 +220,20 @@ def test_downsampling_rules():
     # odd sizes are edge-padded; anisotropic voxels are not halved in z until x/y catch up
     assert downsample_mode(np.ones((3, 3, 3), np.uint64), (2, 2, 2)).shape == (2, 2, 2)
     assert level_factors((40, 10, 10), (100, 1000, 1000), 4) == [(1, 2, 2), (1, 2, 2), (2, 2, 2)]
+
+
+def test_export_command(exported, capsys):
+    from pipeline.cli import main
+
+    seg = str(exported["tmp"] / "in.zarr" / "seg")
+    out = str(exported["tmp"] / "ng_cli")
+    args = ["export", out, "--segmentation", seg, "--levels", "2", "--chunks", "16,32,32"]
+    args += ["--no-skeletons", "--min-size", "5000", "--cluster", "threads:1", "--json"]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(printed["layers"]) == {"segmentation"} and "#!" in printed["url"]
+    np.testing.assert_array_equal(
+        _read(exported["tmp"] / "ng_cli" / "segmentation"), exported["labels"]
+    )
+    assert main(["export", out]) == 2
+    assert "nothing to export" in capsys.readouterr().err

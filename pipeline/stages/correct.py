@@ -30,7 +30,7 @@ from ..correct_model import ErrorModel
 from ..correct_tables import Tables
 from ..correct_train import detect
 from ..errors import InputError
-from ..export_lut import Lut, load_lut
+from ..export_lut import Lut
 from ..proofread import EditLog
 
 AUTHOR = "petaseg-correct"
@@ -72,9 +72,7 @@ def run_correct(
     th = {**model.thresholds, **(thresholds or {})}
     run_features(fragments_url, raw_url, boundary_url, root, client=client, progress=progress)
     tables = Tables.read(root)
-    log = open_or_create_log(
-        log_path, lut if not isinstance(lut, str) else load_lut(lut), fragments_url, root
-    )
+    log = open_or_create_log(log_path, lut, fragments_url, root)
     try:
         start = log.head
         current = log.lut()
