@@ -79,6 +79,29 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(10)
 
 
+def _screenshot(viewer, timeout_s: float):
+    """``viewer.screenshot`` has no timeout: wait in a daemon thread so a browser that never
+    renders fails the test instead of hanging it."""
+    import threading
+
+    box: dict = {}
+
+    def take() -> None:
+        try:
+            box["reply"] = viewer.screenshot(size=[800, 600])
+        except Exception as e:  # noqa: BLE001 - reported below
+            box["error"] = e
+
+    t = threading.Thread(target=take, daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if "error" in box:
+        raise box["error"]
+    if "reply" not in box:
+        pytest.fail(f"headless chromium rendered nothing within {timeout_s} s (WebGL missing?)")
+    return box["reply"]
+
+
 def _colours(pixels: np.ndarray) -> tuple[int, float]:
     """Distinct RGB colours, and the fraction of pixels that differ from the most common one."""
     rgb = pixels[..., :3].reshape(-1, 3).astype(np.int64)
@@ -104,7 +127,7 @@ def test_headless_chromium_renders_the_served_segmentation(out, tmp_path, layout
         browser = _browser(session.url, tmp_path / "profile")
         try:
             # neuroglancer answers once every visible chunk (and mesh) has been drawn
-            reply = session.viewer.screenshot(size=[800, 600])
+            reply = _screenshot(session.viewer, timeout_s=180)
         finally:
             _stop(browser)
     png = tmp_path / f"viewer_{layout}.png"
