@@ -236,3 +236,45 @@ def test_engine_reads_the_input_once_per_block():
     write = Roi((16, 16, 16), (16, 16, 16))
     engine.predict(read, raw.shape, write)
     assert reads == [Roi((8, 8, 8), (32, 32, 32))]  # the 3x3x3 patches around the block
+
+
+def test_batch_norms_fold_into_convolutions_without_changing_the_output():
+    import copy
+
+    from pipeline.inference.fuse import fold_batch_norms
+
+    torch.manual_seed(0)
+    net = UNet(widths=(4, 8), norm="batch").eval()
+    for m in net.modules():  # give the norms non-trivial statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    folded = copy.deepcopy(net)
+    assert fold_batch_norms(folded) == 6  # 3 blocks x 2 convolutions
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
+    x = torch.randn(2, 1, 16, 16, 16)
+    with torch.inference_mode():
+        assert (net(x) - folded(x)).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norms(UNet(widths=(4, 8)).train())
+
+
+def test_weights_are_normalised_slab_by_slab_in_any_z_layout():
+    """The z-sliding weight buffer gives the same result as a whole-ROI one, also when the
+    patch is thicker than the volume and when write ROIs start between patch starts."""
+    net = tiny_net(8)
+    raw = np.random.default_rng(4).integers(0, 255, (20, 24, 24), dtype=np.uint8)
+    engine = PatchEngine(net, EngineConfig((8, 16, 16), 0.75, 3), 1, 1, 128.0, 40.0)
+    read = lambda roi: raw[roi.to_slices()]  # noqa: E731
+    whole = engine.predict(read, raw.shape, Roi((0, 0, 0), raw.shape))
+    for z0, z1 in [(0, 7), (3, 20), (5, 6)]:
+        part = engine.predict(read, raw.shape, Roi((z0, 0, 0), (z1 - z0, 24, 24)))
+        assert np.abs(part - whole[:, z0:z1]).max() < 1e-6
+    thick = PatchEngine(net, EngineConfig((32, 16, 16), 0.5, 2), 1, 1, 128.0, 40.0)
+    w = thick.predict(read, raw.shape, Roi((0, 0, 0), raw.shape))
+    assert (
+        np.abs(thick.predict(read, raw.shape, Roi((4, 8, 0), (9, 8, 24))) - w[:, 4:13, 8:16]).max()
+        < 1e-6
+    )

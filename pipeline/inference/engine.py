@@ -36,6 +36,7 @@ class EngineConfig:
     tta: bool = False
     amp: str | None = None  # "bf16" / "fp16" autocast on GPU; None = float32
     channels_last: bool = True
+    fuse_bn: bool = True  # fold eval batch norms into convolutions (pipeline.inference.fuse)
     sigma_scale: float = 0.125
 
 
@@ -99,14 +100,14 @@ class PatchEngine:
         out = torch.zeros(
             (self.out_channels, *write.shape), dtype=torch.float32, device=self.device
         )
-        weight = torch.zeros(write.shape, dtype=torch.float32, device=self.device)
-        starts = grid.overlapping(write)
+        weight = SlabWeights(out, write, self.cfg.patch[0])
+        starts = grid.overlapping(write)  # z-major: SlabWeights relies on it
         for batch in _batched(starts, self.batch_size):
             x = self._batch(raw_t, inside, batch)
             y = self._forward(x)
             for i, start in enumerate(batch):
                 self._accumulate(out, weight, y[i], Roi(start, self.cfg.patch), write)
-        out /= weight
+        weight.finish()
         return out.cpu().numpy()
 
     # ------------------------------------------------------------------------------------------
@@ -149,14 +150,56 @@ class PatchEngine:
         return y.contiguous()
 
     def _accumulate(
-        self, out: torch.Tensor, weight: torch.Tensor, y: torch.Tensor, box: Roi, write: Roi
+        self, out: torch.Tensor, weight: SlabWeights, y: torch.Tensor, box: Roi, write: Roi
     ) -> None:
+        weight.advance(box.begin[0])
         common = box.intersect(write)
         src = common.shift(tuple(-b for b in box.begin)).to_slices()
         dst = common.shift(tuple(-b for b in write.begin)).to_slices()
         w = self.window[src]
         out[(slice(None), *dst)].addcmul_(y[(slice(None), *src)], w)
-        weight[dst] += w
+        weight.rows[(src[0], *dst[1:])] += w  # window rows are patch-local z rows
+
+
+class SlabWeights:
+    """The weight sums, kept only for the z-rows that patches can still reach.
+
+    Patches arrive in z-major order, so once a patch starts at ``z``, no later patch touches
+    rows above ``z``: those rows are final and are normalised (numerator / weight) at once. So
+    the weights need ``patch_z`` rows, not a whole write ROI (a 250^3 block: 16 MB, not 62 MB).
+    """
+
+    def __init__(self, out: torch.Tensor, write: Roi, patch_z: int):
+        self.out, self.write, self.pz = out, write, patch_z
+        self.rows = torch.zeros((patch_z, *write.shape[1:]), dtype=out.dtype, device=out.device)
+        self.z0: int | None = None  # volume z of rows[0] = start of the current patches
+
+    def advance(self, z: int) -> None:
+        if self.z0 is None:
+            self.z0 = z
+        if z == self.z0:
+            return
+        if z < self.z0:
+            raise AssertionError("patches must arrive in z-major order")
+        self._normalise(self.z0, z)
+        delta = z - self.z0
+        if delta < self.pz:
+            self.rows[: self.pz - delta] = self.rows[delta:].clone()
+            self.rows[self.pz - delta :] = 0
+        else:
+            self.rows.zero_()
+        self.z0 = z
+
+    def finish(self) -> None:
+        if self.z0 is not None:
+            self._normalise(self.z0, self.z0 + self.pz)
+
+    def _normalise(self, lo: int, hi: int) -> None:
+        """Divide the numerator's rows [lo, hi) (volume z, inside the write ROI) by weights."""
+        wz0, wz1 = self.write.begin[0], self.write.end[0]
+        a, b = max(lo, wz0), min(hi, wz1, lo + self.pz)
+        if a < b:
+            self.out[:, a - wz0 : b - wz0] /= self.rows[a - lo : b - lo]
 
 
 def _batched(items: Iterator[Coord], n: int) -> Iterator[list[Coord]]:

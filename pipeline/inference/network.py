@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import CheckpointError, InputError
 from ..worker_cache import cached
+from .fuse import fold_batch_norms
 
 # One forward pass at a time per process: a worker's torch threads (or its GPU) serve one batch,
 # while the worker's other threads read and write blocks.
@@ -99,15 +100,21 @@ class ModelSource:
             )
         return net
 
-    def prepared(self, device: torch.device, channels_last: bool) -> nn.Module:
-        """The network on ``device`` in eval mode, built once per process (worker cache)."""
-        key = f"predict-net:{self.checksum}:{device}:{channels_last}"
+    def prepared(
+        self, device: torch.device, channels_last: bool, fuse_bn: bool = True
+    ) -> nn.Module:
+        """The network on ``device`` in eval mode (batch norms folded into the convolutions
+        when ``fuse_bn``), built once per process (worker cache)."""
+        key = f"predict-net:{self.checksum}:{device}:{channels_last}:{fuse_bn}"
 
         def build() -> nn.Module:
             net = self._load()
             if self.module is not None:  # in-process runs: never move the caller's copy
                 net = copy.deepcopy(net)
-            net = net.eval().to(device)
+            net = net.eval()
+            if fuse_bn:
+                fold_batch_norms(net)
+            net = net.to(device)
             for p in net.parameters():
                 p.requires_grad_(False)
             if channels_last:

@@ -124,7 +124,7 @@ def make_engine(
 ) -> PatchEngine:
     """The engine for this process, built once (the network inside is shared across configs)."""
     set_torch_threads()
-    net = source.prepared(device, cfg.channels_last)  # cached per process under its checksum
+    net = source.prepared(device, cfg.channels_last, cfg.fuse_bn)  # cached per process
     key = f"predict-engine:{source.checksum}:{device}:{sorted(asdict(cfg).items())}"
 
     def build() -> PatchEngine:  # must not call cached() itself (its lock is not re-entrant)
