@@ -2,8 +2,9 @@
 
 For a write ROI, the engine reads the input under every global patch that overlaps it (once,
 as one array in the input's own dtype), normalises patches as they are batched, runs the
-network, and accumulates ``window * prediction`` and ``window`` into buffers the size of the
-write ROI only; the result is their ratio. The same arithmetic for a whole volume (one ROI) or
+network, and accumulates ``window * prediction`` into a buffer the size of the write ROI and
+``window`` into one patch's worth of z-rows (``SlabWeights``); the result is their ratio. The
+same arithmetic for a whole volume (one ROI) or
 for any tiling of it, so blockwise output equals a single whole-volume pass up to float rounding.
 """
 

@@ -5,7 +5,9 @@ Patch positions come from one global grid over the whole input (see
 ROI, reading their full extent, and blends them with the Gaussian window, so the output equals
 one whole-volume sliding-window pass (MONAI's placement and window) up to float rounding. Each
 worker loads the network once (per-process cache keyed by its checksum), uses as many torch
-threads as it has cores, and runs on its GPU when it has one (tasks then ask for ``GPU: 1``).
+threads as it has cores, and runs on its GPU when it has one (tasks then ask for ``GPU: 1``,
+bf16 autocast). Speed without changing the function: batches of patches, channels-last 3D
+memory layout (1.7-1.8x on CPU, measured), batch norms folded into the convolutions.
 
 Output values: probabilities in [0, 1] (or raw logits for networks without an activation),
 stored as uint8 (``round(255 p)``), float16 or float32; ``value_scale``/``value_offset`` in the
