@@ -1,7 +1,7 @@
 """Region adjacency of a label block: every face between two voxels of different labels is a
 contact; contacts are summed per label pair into count, sum and a histogram of the boundary
 value on the contact (the larger boundary value of the two voxels, i.e. 1 - the nearest-neighbour
-affinity). Vectorised numpy; one pass per axis.
+affinity). One compiled pass (``contacts.block_contacts``); table helpers for merging blocks.
 """
 
 from __future__ import annotations
@@ -10,25 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def _axis_pairs(
-    labels: np.ndarray, values: np.ndarray, owned: Sequence[int], axis: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs (labels[x], labels[x + e_axis]) for x in the owned corner ``[0, owned)`` where
-    x + e_axis lies inside the array, and their contact values."""
-    n = min(owned[axis], labels.shape[axis] - 1)
-    if n <= 0:
-        e = np.zeros(0, labels.dtype)
-        return e, e, np.zeros(0, np.float32)
-    a = [slice(0, o) for o in owned]
-    b = [slice(0, o) for o in owned]
-    a[axis] = slice(0, n)
-    b[axis] = slice(1, n + 1)
-    la, lb = labels[tuple(a)], labels[tuple(b)]
-    diff = la != lb
-    la, lb = la[diff], lb[diff]
-    va = np.maximum(values[tuple(a)][diff], values[tuple(b)][diff])
-    return la, lb, va
+from .contacts import block_contacts
 
 
 def region_contacts(
@@ -45,37 +27,13 @@ def region_contacts(
     ROI shape as ``owned`` counts every face pair of the volume exactly once over all blocks.
 
     Returns ``u < v`` (label values, dtype of ``labels``), ``count`` (int64), ``sum`` (float64),
-    and ``hist`` ((E, nbins) uint32 of values binned on [0, 1]) when ``nbins`` > 0. Label 0 is a
-    label like any other here; callers drop it where it means background.
+    and ``hist`` ((E, nbins) uint32 of values binned on [0, 1]) when ``nbins`` > 0, sorted by
+    (u, v). Label 0 is a label like any other here; callers drop it where it means background.
     """
-    owned = tuple(labels.shape) if owned is None else tuple(owned)
-    parts = [_axis_pairs(labels, values, owned, d) for d in range(labels.ndim)]
-    la = np.concatenate([p[0] for p in parts])
-    lb = np.concatenate([p[1] for p in parts])
-    val = np.concatenate([p[2] for p in parts]).astype(np.float64, copy=False)
-    u, v = np.minimum(la, lb), np.maximum(la, lb)
-    if u.size == 0:
-        out = {
-            "u": u,
-            "v": v,
-            "count": np.zeros(0, np.int64),
-            "sum": np.zeros(0, np.float64),
-        }
-        if nbins:
-            out["hist"] = np.zeros((0, nbins), np.uint32)
-        return out
-    ids, inv = np.unique(np.concatenate([u, v]), return_inverse=True)
-    iu, iv = inv[: u.size].astype(np.int64), inv[u.size :].astype(np.int64)
-    key = iu * len(ids) + iv
-    ekey, einv = np.unique(key, return_inverse=True)
-    count = np.bincount(einv, minlength=len(ekey)).astype(np.int64)
-    total = np.bincount(einv, weights=val, minlength=len(ekey))
-    out = {"u": ids[ekey // len(ids)], "v": ids[ekey % len(ids)], "count": count, "sum": total}
-    if nbins:
-        bins = np.clip((val * nbins).astype(np.int64), 0, nbins - 1)
-        flat = np.bincount(einv * nbins + bins, minlength=len(ekey) * nbins)
-        out["hist"] = flat.reshape(len(ekey), nbins).astype(np.uint32)
-    return out
+    if labels.ndim == 2:
+        labels, values = labels[None], values[None]
+        owned = None if owned is None else (1, *owned)
+    return block_contacts(labels, values, nbins, owned)[1]
 
 
 def histogram_quantile(hist: np.ndarray, q: float) -> np.ndarray:

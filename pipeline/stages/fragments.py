@@ -28,13 +28,23 @@ from ..errors import InputError
 from ..geometry import Roi
 from ..provenance import provenance
 from ..seg.ids import ids_from_local
-from ..seg.watershed import FragmentParams, watershed_fragments
+from ..seg.scratch import scratch
+from ..seg.valuerange import value_range
+from ..seg.watershed import FragmentParams, fragment_basins
 from ..volume import Volume, create_volume, exists, open_volume
 from ..worker_cache import cached
 
 DEFAULT_BLOCK = (128, 128, 128)
 DEFAULT_CONTEXT = (16, 16, 16)
 FLOAT_TOLERANCE = 1e-3
+HEAVY_BLOCK = 64**3  # voxels
+
+
+def blocks_per_task(block: Sequence[int]) -> int | None:
+    """One block per Dask task when blocks are heavy (64^3 voxels or more: 0.1 s and up, so the
+    task overhead is small and every worker gets work even when there are few blocks); the
+    runner's grouping for lighter ones."""
+    return 1 if math.prod(block) >= HEAVY_BLOCK else None
 
 
 def check_boundary_volume(vol: Volume) -> None:
@@ -72,14 +82,15 @@ def to_boundary(data: np.ndarray, url: str, channels: int | None) -> np.ndarray:
     else:
         out = np.asarray(data, dtype=np.float32)
         if out.size:
-            lo, hi = float(np.nanmin(out)), float(np.nanmax(out))
-            if np.isnan(out).any() or lo < -FLOAT_TOLERANCE or hi > 1 + FLOAT_TOLERANCE:
+            lo, hi, nan = value_range(out)
+            if nan or lo < -FLOAT_TOLERANCE or hi > 1 + FLOAT_TOLERANCE:
                 raise InputError(
                     f"boundary map {url}: values must lie in [0, 1] (1 = membrane), found "
-                    f"[{lo:g}, {hi:g}]{' and NaN' if np.isnan(out).any() else ''}; rescale it "
+                    f"[{lo:g}, {hi:g}]{' and NaN' if nan else ''}; rescale it "
                     "(e.g. a sigmoid of logits) or store it as uint8 0-255"
                 )
-            out = np.clip(out, 0.0, 1.0)
+            if lo < 0.0 or hi > 1.0:  # within the tolerance: clip (a copy only when needed)
+                out = np.clip(out, 0.0, 1.0)
     if channels is not None:
         out = out[0] if channels == 1 else 1.0 - out[:3].mean(axis=0)
     return np.ascontiguousarray(out, dtype=np.float32)
@@ -100,20 +111,25 @@ class FragmentsBlock:
         bvol = cached(f"vol:r:{self.boundaries_url}", lambda: open_volume(self.boundaries_url))
         fvol = cached(f"vol:a:{self.fragments_url}", lambda: open_volume(self.fragments_url, "a"))
         boundary = read_boundary(bvol, block.read_roi)
-        labels, rep = watershed_fragments(
+        basins = fragment_basins(
             boundary, FragmentParams(**self.params), anisotropy=bvol.voxel_size
         )
+        del boundary
         read_vox = block.read_roi.shift(tuple(-o for o in bvol.offset)).to_voxels(bvol.voxel_size)
         write_vox = block.write_roi.shift(tuple(-o for o in bvol.offset)).to_voxels(bvol.voxel_size)
         inner = tuple(
             slice(w - r, w - r + s)
             for w, r, s in zip(write_vox.begin, read_vox.begin, write_vox.shape, strict=True)
         )
-        crop = labels[inner]
+        rep = basins.rep
         ids = np.zeros(len(rep), np.uint64)
         if len(rep) > 1:
-            ids[1:] = ids_from_local(rep[1:], labels.shape, read_vox.begin, bvol.shape)
-        fvol.write(block.write_roi, ids[crop])
+            ids[1:] = ids_from_local(rep[1:], basins.labels.shape, read_vox.begin, bvol.shape)
+        # a merged small fragment takes the id of the fragment it joined
+        lut = ids if basins.roots is None else ids[basins.roots]
+        crop = basins.labels[inner]
+        out = np.take(lut, crop, out=scratch("fragment-ids", crop.shape, np.uint64), mode="clip")
+        fvol.write(block.write_roi, out)
 
 
 def id_scheme(fragments: Volume) -> dict[str, Any] | None:
@@ -186,5 +202,6 @@ def run_fragments(
         params={"boundaries": boundaries_url, **params.as_dict(), "context": list(ctx), **scheme},
         voxel_size=vs,
         write_grid=fvol.chunk_roi_shape,
+        blocks_per_task=blocks_per_task(block),
     )
     return run_blockwise(task, client=client, progress=progress)

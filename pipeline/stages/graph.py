@@ -19,12 +19,12 @@ import numpy as np
 from ..blockwise import Block, BlockTask, RunReport, run_blockwise
 from ..errors import InputError
 from ..geometry import Roi
+from ..seg.contacts import block_contacts
 from ..seg.ids import ids_valid
-from ..seg.rag import region_contacts
 from ..seg.tables import block_table, read_json, write_json, write_table
 from ..volume import open_volume
 from ..worker_cache import cached
-from .fragments import DEFAULT_BLOCK, id_scheme, read_boundary
+from .fragments import DEFAULT_BLOCK, blocks_per_task, id_scheme, read_boundary
 
 DEFAULT_BINS = 32
 
@@ -48,13 +48,12 @@ class GraphBlock:
         ext = block.write_roi.grow((0, 0, 0), vs).intersect(fvol.roi)
         frag = fvol.read(ext)
         owned = tuple(s // v for s, v in zip(block.write_roi.shape, vs, strict=True))
-        mine = frag[tuple(slice(0, o) for o in owned)]
-        ids, sizes = np.unique(mine, return_counts=True)
+        nodes, edges = block_contacts(frag, read_boundary(bvol, ext), self.nbins, owned)
+        ids, sizes = nodes["id"], nodes["size"]
         if ids.size and ids[0] == 0:
             ids, sizes = ids[1:], sizes[1:]
         if self.scheme and ids.size:
             self.check_ids(ids, block, vs, fvol.offset)
-        edges = region_contacts(frag, read_boundary(bvol, ext), self.nbins, owned)
         keep = edges["u"] != 0
         edges = {k: v[keep] for k, v in edges.items()}
         write_table(block_table(self.root, "graph/edges", block.block_id), edges)
@@ -150,5 +149,6 @@ def run_graph(
         done_url=f"{root}/graph",
         params=meta,
         voxel_size=vs,
+        blocks_per_task=blocks_per_task(meta["block_shape"]),
     )
     return run_blockwise(task, client=client, progress=progress)
