@@ -24,7 +24,9 @@ workers, their imports and loading the compiled numba kernels from their on-disk
 ``pipeline/seg/warm.py``), with the default 128^3 blocks and 16-voxel context (8 blocks, one per
 task); ``waterz_vps`` is one ``waterz.agglomerate`` call to one threshold (affinities
 precomputed, not timed), best of 3; ``petaseg_2w_vps`` the same stages on two worker processes.
-Each speed is the best of ``SPEED_REPEATS`` runs, one and two workers alternating, and the
+``petaseg_inmemory_vps``: the same computation on the whole volume as one block in memory (no
+Zarr, no Dask, no context), as waterz is timed: the algorithms side by side. Each speed is the
+best of ``SPEED_REPEATS`` runs, one and two workers alternating, and the
 spread (min and max seconds) is reported, since the machine is shared. ``worker_peak_mb``: peak RSS of the
 single worker process (sampled every 20 ms) while it runs fragments + graph + relabel on a
 96x128x128 crop and on the whole volume, with the same 64^3 blocks.
@@ -255,6 +257,30 @@ def petaseg_speed(url: str, tmp: str, workers: int, name: str) -> tuple[float, d
     }
 
 
+def petaseg_inmemory_speed(b: np.ndarray, repeats: int = SPEED_REPEATS) -> float:
+    """Seconds for fragments + region graph + agglomeration of ``b`` as one in-memory block."""
+    from pipeline.seg.agglomeration import agglomerate
+    from pipeline.seg.contacts import block_contacts
+    from pipeline.seg.watershed import fragment_basins
+
+    def run(x: np.ndarray) -> None:
+        labels = fragment_basins(x, anisotropy=(10, 10, 10)).merged()
+        _, edges = block_contacts(labels, x, 32)
+        keep = edges["u"] != 0
+        u, v = edges["u"][keep], edges["v"][keep]
+        nodes = np.unique(np.concatenate([u, v]))
+        iu, iv = np.searchsorted(nodes, u), np.searchsorted(nodes, v)
+        agglomerate(len(nodes), iu, iv, edges["count"][keep], edges["sum"][keep])
+
+    run(np.ascontiguousarray(b[:24, :24, :24]))  # loads the kernels: start-up
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run(b)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def waterz_speed(b: np.ndarray, repeats: int = 3) -> float:
     import waterz
 
@@ -350,6 +376,7 @@ def main(json_out: bool = False) -> dict:
             twos.append(petaseg_speed(vol.url, tmp, 2, f"two{r}")[0])
         one_s, two_s = min(ones), min(twos)
         wz_s = waterz_speed(fb)
+        mem_s = petaseg_inmemory_speed(fb)
         out.update(
             {
                 "speed_volume": list(fb.shape),
@@ -359,6 +386,8 @@ def main(json_out: bool = False) -> dict:
                 "ratio_vs_waterz": round(wz_s / one_s, 4),
                 "petaseg_2w_vps": round(voxels / two_s),
                 "speedup_2w": round(one_s / two_s, 3),
+                "petaseg_inmemory_vps": round(voxels / mem_s),
+                "ratio_inmemory_vs_waterz": round(wz_s / mem_s, 4),
                 "speed_runs_s": {
                     "petaseg_1w": [round(x, 2) for x in ones],
                     "petaseg_2w": [round(x, 2) for x in twos],

@@ -38,6 +38,19 @@ DEFAULT_BLOCK = (128, 128, 128)
 DEFAULT_CONTEXT = (16, 16, 16)
 FLOAT_TOLERANCE = 1e-3
 HEAVY_BLOCK = 64**3  # voxels
+MAX_CHUNK = 64  # voxels, a side of the fragments' chunks
+
+
+def fragment_chunks(block: Sequence[int]) -> tuple[int, ...]:
+    """Chunks of the fragments volume: the block cut into chunks of at most 64 voxels a side
+    where the block's side has such a divisor (16 or more). The graph stage reads each block
+    grown by one voxel, which decodes the neighbouring chunks whole: with 64^3 chunks inside
+    128^3 blocks that is 27 chunks of 2 MiB per block instead of 8 of 16 MiB."""
+    out = []
+    for b in block:
+        divisors = [d for d in range(min(b, MAX_CHUNK), 15, -1) if b % d == 0]
+        out.append(divisors[0] if b > MAX_CHUNK and divisors else b)
+    return tuple(out)
 
 
 def blocks_per_task(block: Sequence[int]) -> int | None:
@@ -181,7 +194,7 @@ def run_fragments(
         np.uint64,
         bvol.voxel_size,
         bvol.offset,
-        chunks=block,
+        chunks=fragment_chunks(block),
         attrs={
             "petaseg": provenance(
                 "fragments",
