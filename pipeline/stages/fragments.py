@@ -169,8 +169,9 @@ def run_fragments(
     ctx = tuple(context if context is not None else DEFAULT_CONTEXT)
     if params.mode == "2d":
         ctx = (0, *ctx[1:])
-    # one quick look at a block in the client: a bad range fails here, not deep in a worker
-    probe = Roi(bvol.offset, tuple(b * v for b, v in zip(block, bvol.voxel_size, strict=True)))
+    # one quick look at the first chunk in the client: a bad range fails here, not in a worker
+    look = tuple(min(b, c) for b, c in zip(block, bvol.chunks or block, strict=True))
+    probe = Roi(bvol.offset, tuple(b * v for b, v in zip(look, bvol.voxel_size, strict=True)))
     read_boundary(bvol, probe)
     grid_shape = [math.ceil(s / b) for s, b in zip(bvol.shape, block, strict=True)]
     scheme = {
