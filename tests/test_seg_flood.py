@@ -124,3 +124,24 @@ def test_fragments_match_the_scipy_skimage_pipeline():
     ours, rep = watershed_fragments(b, FragmentParams(min_size=1))
     assert len(rep) - 1 == seeds.max()
     assert evaluate_arrays(ours, ref, ignore_gt_zero=False)["vi_sum"] < 0.01
+
+
+def test_queue_stays_inside_its_pool():
+    """The flood compiled with bounds checks, on heights spread over all levels (many partly
+    filled chunks at once), with the pool exactly as large as ``pool_chunks`` says."""
+    import numba
+
+    from pipeline.seg import flood as fl
+
+    checked = numba.njit(boundscheck=True)(fl._flood.py_func)
+    rng = np.random.default_rng(3)
+    levels, markers = random_case((20, 24, 28), 30, rng)
+    labels = np.zeros(padded(levels.shape), np.int32)
+    interior(labels, 3)[...] = markers
+    set_border(labels, -1)
+    state = (labels.astype(np.int64) << 32) | np.pad(levels, 1)
+    chunks = fl.pool_chunks(state.size)
+    pool, cnext = np.empty(chunks * fl.CHUNK, np.int64), np.empty(chunks, np.int32)
+    seeds = np.flatnonzero(labels > 0)
+    checked(state.reshape(-1), seeds, state.strides[0] // 8, state.strides[1] // 8, pool, cnext)
+    np.testing.assert_array_equal(interior(state >> 32, 3), watershed(levels, markers))

@@ -243,9 +243,10 @@ def _flood(state, seeds, s0, s1, pool, cnext):
 
 
 def pool_chunks(n: int) -> int:
-    """Chunks the queue of a flood over ``n`` voxels may need at once (each voxel is queued
-    once; every bucket may hold a partly filled chunk)."""
-    return (n + CHUNK - 1) // CHUNK + (1 << FINE_BITS) + (1 << COARSE_BITS) + 1
+    """Chunks the queue of a flood over ``n`` voxels may need at once: a voxel is in one
+    bucket at a time (one chunk more while a coarse bucket is spread), and a bucket's first
+    and last chunks may be partly read and partly written."""
+    return (n + CHUNK - 1) // CHUNK + 2 * ((1 << FINE_BITS) + (1 << COARSE_BITS)) + 2
 
 
 def flood_state(

@@ -59,9 +59,9 @@ class Basins:
     roots: np.ndarray | None = None
 
     def merged(self) -> np.ndarray:
-        """Contiguous labels with small fragments merged."""
+        """The labels with small fragments merged, as a new contiguous array."""
         if self.roots is None:
-            return np.ascontiguousarray(self.labels)
+            return np.array(self.labels, order="C", copy=True)
         return self.roots[self.labels]
 
 
