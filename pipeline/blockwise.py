@@ -47,6 +47,7 @@ class BlockTask:
     edge: str = "clip"
     voxel_size: Coord = (1, 1, 1)
     write_grid: Coord | None = None  # nm; block_shape must be a multiple (output chunks/shards)
+    grid_origin: Coord | None = None  # nm; where the output's chunk grid starts (its offset)
     resources: dict[str, float] | None = None
     blocks_per_task: int | None = None
     max_retries: int = 2
@@ -144,7 +145,8 @@ def _validate(task: BlockTask) -> BlockGrid:
                 f"output's chunk/shard grid {wg} nm, so two blocks would write one chunk; "
                 f"use a multiple such as {tuple(math.ceil(b / g) * g for b, g in zip(block_shape, wg, strict=True))}"
             )
-        if any(b % g for b, g in zip(task.total_roi.begin, wg, strict=True)):
+        origin = as_coord(task.grid_origin or (0,) * nd, nd)
+        if any((b - o) % g for b, o, g in zip(task.total_roi.begin, origin, wg, strict=True)):
             raise InputError(
                 f"stage '{task.name}': the ROI {task.total_roi} does not start on the output's "
                 f"chunk grid {wg} nm; snap it with Roi.snap_to_grid"

@@ -63,3 +63,40 @@ def test_cli_errors_name_the_input_and_exit_2(tmp_path, capsys):
     )
     assert code == 2 and "not a multiple" in capsys.readouterr().err
     assert main(["convert", "a", "b", "--chunks", "1,2"]) == 2
+
+
+def test_convert_a_roi_keeps_world_coordinates_and_refuses_bad_boxes(tmp_path, client, capsys):
+    from pipeline.geometry import Roi
+    from pipeline.stages.convert import convert
+    from pipeline.volume import create_volume
+
+    data = np.arange(40 * 50 * 60, dtype=np.uint32).reshape(40, 50, 60)
+    src = create_volume(
+        str(tmp_path / "a.zarr/x"),
+        data.shape,
+        data.dtype,
+        (10, 4, 4),
+        (100, 0, 8),
+        chunks=(16,) * 3,
+    )
+    src.write(src.roi, data)
+    box = Roi.from_bounds((6, 16, 14), (30, 50, 41))
+    convert(
+        src.url, str(tmp_path / "b.zarr/x"), (8, 16, 16), roi=box, client=client, progress=False
+    )
+    out = open_volume(str(tmp_path / "b.zarr/x"))
+    assert out.shape == (24, 34, 27) and out.offset == (160, 64, 64)
+    np.testing.assert_array_equal(out.read(), data[6:30, 16:50, 14:41])
+    # the same voxels read back at the same world coordinates from the source
+    np.testing.assert_array_equal(src.read(out.roi), out.read())
+    # the CLI: ':' is the whole axis; a box outside the volume is refused
+    dst = str(tmp_path / "c.zarr/x")
+    assert main(["convert", src.url, dst, "--chunks", "8,16,16", "--roi", "6:30,:,:"]) == 0
+    np.testing.assert_array_equal(open_volume(dst).read(), data[6:30, :, :])
+    assert main(["convert", src.url, str(tmp_path / "d.zarr/x"), "--roi", "0:41,:,:"]) == 2
+    assert "reaches outside" in capsys.readouterr().err
+    odd = str(tmp_path / "e.zarr/x")  # a box anywhere: the output's chunk grid starts at it
+    assert main(["convert", src.url, odd, "--chunks", "8,16,16", "--roi", "3:9,5:50,7:8"]) == 0
+    np.testing.assert_array_equal(open_volume(odd).read(), data[3:9, 5:50, 7:8])
+    assert main(["convert", src.url, str(tmp_path / "f.zarr/x"), "--roi", "1:2,3"]) == 2
+    assert "z0:z1,y0:y1,x0:x1" in capsys.readouterr().err

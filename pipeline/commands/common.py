@@ -4,9 +4,36 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from ..errors import InputError
+from ..geometry import Roi
+
+
+def parse_roi(text: str | None, shape: Sequence[int] | None = None) -> Roi | None:
+    """``z0:z1,y0:y1,x0:x1`` in voxels; an empty side (``:`` or ``0:``) means the whole axis
+    when ``shape`` is given."""
+    if text is None:
+        return None
+    parts = text.replace(" ", "").split(",")
+    begin, end = [], []
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        for axis, part in enumerate(parts):
+            lo, hi = part.split(":")
+            begin.append(int(lo) if lo else 0)
+            if hi:
+                end.append(int(hi))
+            elif shape is not None:
+                end.append(int(shape[axis]))
+            else:
+                raise ValueError
+    except ValueError:
+        raise InputError(
+            f"--roi {text!r}: expected z0:z1,y0:y1,x0:x1 in voxels, e.g. 0:130,0:250,0:250"
+        ) from None
+    return Roi.from_bounds(begin, end)
 
 
 def parse_zyx(text: str | None, name: str) -> tuple[int, int, int] | None:

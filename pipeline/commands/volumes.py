@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from .common import client_for, parse_zyx
+from .common import client_for, parse_roi, parse_zyx
 
 
 def _human(n: int | None) -> str:
@@ -59,9 +59,15 @@ def register(app: typer.Typer) -> None:
         cluster: str = typer.Option(
             None, help="local, local:N, tcp://host:port or tls://host:port"
         ),
+        roi: str = typer.Option(
+            None, help="copy only this box z0:z1,y0:y1,x0:x1 (voxels; ':' = whole axis)"
+        ),
     ) -> None:
         """Copy a volume blockwise into Zarr or precomputed (resumable)."""
         from ..stages.convert import convert as run_convert
+        from ..volume import open_volume
+
+        box = parse_roi(roi, open_volume(src).shape) if roi else None
 
         with client_for(cluster) as client:
             report = run_convert(
@@ -71,6 +77,7 @@ def register(app: typer.Typer) -> None:
                 parse_zyx(shards, "shards"),
                 parse_zyx(block, "block"),
                 client=client,
+                roi=box,
             )
         print(
             f"convert: {report.blocks_run} blocks written, {report.blocks_skipped} already done, "

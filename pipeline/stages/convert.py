@@ -39,6 +39,29 @@ def default_block_shape(grid: Sequence[int], shape: Sequence[int], target: int =
             return tuple(block)
 
 
+def crop_roi(src, roi: Roi, src_url: str) -> Roi:
+    """``roi`` (voxels from the source's first voxel) in world units, refused when it is empty
+    or reaches outside the source."""
+    if roi.ndim != 3 or any(s <= 0 for s in roi.shape):
+        raise InputError(f"--roi {_roi_text(roi)}: give a non-empty z0:z1,y0:y1,x0:x1 box")
+    if any(b < 0 or b + s > n for b, s, n in zip(roi.begin, roi.shape, src.shape, strict=True)):
+        raise InputError(
+            f"--roi {_roi_text(roi)} reaches outside {src_url} (shape {tuple(src.shape)}); "
+            "choose a box inside the volume"
+        )
+    vs = src.voxel_size
+    return Roi(
+        tuple(o + b * v for o, b, v in zip(src.offset, roi.begin, vs, strict=True)),
+        tuple(s * v for s, v in zip(roi.shape, vs, strict=True)),
+    )
+
+
+def _roi_text(roi: Roi | None) -> str | None:
+    if roi is None:
+        return None
+    return ",".join(f"{b}:{b + s}" for b, s in zip(roi.begin, roi.shape, strict=True))
+
+
 def convert(
     src_url: str,
     dst_url: str,
@@ -47,23 +70,28 @@ def convert(
     block: Sequence[int] | None = None,
     client=None,
     progress: bool = True,
+    roi: Roi | None = None,
 ) -> RunReport:
+    """Copy ``src`` (or the part of it in ``roi``, voxels relative to its first voxel) into a
+    new volume that keeps the source's world coordinates."""
     src = open_volume(src_url)
-    chunks = tuple(chunks or tuple(min(c, s) for c, s in zip((64, 64, 64), src.shape, strict=True)))
+    total = src.roi if roi is None else crop_roi(src, roi, src_url)
+    shape = tuple(s // v for s, v in zip(total.shape, src.voxel_size, strict=True))
+    chunks = tuple(chunks or tuple(min(c, s) for c, s in zip((64, 64, 64), shape, strict=True)))
     dst = create_volume(
         dst_url,
-        src.shape,
+        shape,
         src.dtype,
         src.voxel_size,
-        src.offset,
+        total.begin,
         chunks=chunks,
         shards=shards,
         channels=src.channels,
-        attrs={"petaseg": provenance("convert", {"source": src_url})},
+        attrs={"petaseg": provenance("convert", {"source": src_url, "roi": _roi_text(roi)})},
         exist_ok=True,
     )
     grid_vox = tuple(g // v for g, v in zip(dst.chunk_roi_shape, dst.voxel_size, strict=True))
-    block_vox = tuple(block) if block else default_block_shape(grid_vox, src.shape)
+    block_vox = tuple(block) if block else default_block_shape(grid_vox, shape)
     if any(b % g for b, g in zip(block_vox, grid_vox, strict=True)):
         raise InputError(
             f"--block {block_vox} is not a multiple of the output's "
@@ -71,12 +99,18 @@ def convert(
         )
     task = BlockTask(
         name="convert",
-        total_roi=Roi(src.roi.begin, src.roi.shape),
+        total_roi=total,
         block_shape=tuple(b * v for b, v in zip(block_vox, src.voxel_size, strict=True)),
         process=CopyBlock(src.url, dst.url),
         done_url=dst.url,
-        params={"source": src_url, "chunks": list(chunks), "shards": list(shards or [])},
+        params={
+            "source": src_url,
+            "chunks": list(chunks),
+            "shards": list(shards or []),
+            "roi": _roi_text(roi),
+        },
         voxel_size=src.voxel_size,
         write_grid=dst.chunk_roi_shape,
+        grid_origin=dst.offset,
     )
     return run_blockwise(task, client=client, progress=progress)

@@ -216,6 +216,7 @@ def run_fragments(
         params={"boundaries": boundaries_url, **params.as_dict(), "context": list(ctx), **scheme},
         voxel_size=vs,
         write_grid=fvol.chunk_roi_shape,
+        grid_origin=fvol.offset,
         blocks_per_task=blocks_per_task(block),
     )
     return run_blockwise(task, client=client, progress=progress)

@@ -294,6 +294,7 @@ def plan_predict(
         edge="clip",
         voxel_size=vs,
         write_grid=out.chunk_roi_shape,
+        grid_origin=out.offset,
         resources={"GPU": 1} if gpu else None,
         blocks_per_task=1,
     )

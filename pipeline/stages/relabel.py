@@ -142,5 +142,6 @@ def run_relabel(
         params={"fragments": fragments_url, "lut": lut, "digest": meta.get("digest")},
         voxel_size=vs,
         write_grid=out.chunk_roi_shape,
+        grid_origin=out.offset,
     )
     return run_blockwise(task, client=client, progress=progress)
