@@ -1,6 +1,15 @@
 """The whole pipeline on the FIB-SEM medulla volume (160x250x250, 10 nm) on this machine:
 seconds and voxels/s per stage, total voxels/s, VI and adapted Rand against the neuron ids, and
-a PNG bar chart of the stage times."""
+a PNG bar chart of the stage times.
+
+It runs ``workflows/examples/fib_medulla.yaml`` as shipped (only the output folder and the number
+of workers are set here): predict, fragments, graph, agglomerate, segment, correct, relabel,
+evaluate, export. ``vi_sum`` / ``adapted_rand`` score the workflow's own result, the corrected
+segmentation at the example's fixed ``stages.correct.threshold``; nothing is chosen against the
+ground truth. ``all_thresholds`` lists every segmentation the run wrote. Both shipped models were
+trained on z 0-129 of this volume, so the figures are partly on training data; the held-out
+figures of the models are in their cards and in ``bench correct``.
+"""
 
 from __future__ import annotations
 
@@ -47,18 +56,13 @@ def main(json_out: bool = False, workers: int = 2, keep: str | None = None) -> d
     out = folder / "fib.zarr"
     for p in (out, Path(str(out) + ".done"), Path(str(out) + ".tables")):
         shutil.rmtree(p, ignore_errors=True)
-    data = {
-        "name": "bench-fib",
-        "input": {"raw": f"{FIB}/volumes/raw", "ground_truth": f"{FIB}/volumes/labels/neuron_ids"},
-        "output": str(out),
-        "stages": {
-            "predict": {"block": [64, 128, 128], "overlap": 0.25},
-            "fragments": {"block": [64, 128, 128]},
-            "segment": {"thresholds": [0.3, 0.4, 0.5, 0.6]},
-        },
-        "cluster": {"kind": "local", "workers": workers},
-    }
-    wf = load_config(Workflow, None, data=data)
+    overrides = [  # the example's input paths are relative to the checkout: made absolute
+        f"output={out}",
+        f"cluster.workers={workers}",
+        f"input.raw={FIB}/volumes/raw",
+        f"input.ground_truth={FIB}/volumes/labels/neuron_ids",
+    ]
+    wf = load_config(Workflow, REPO / "workflows" / "examples" / "fib_medulla.yaml", overrides)
     client = client_for_spec(wf.cluster)
     t0 = time.perf_counter()
     try:
@@ -68,7 +72,7 @@ def main(json_out: bool = False, workers: int = 2, keep: str | None = None) -> d
         client.cluster.close()
     total = time.perf_counter() - t0
     voxels = 160 * 250 * 250
-    best = min(summary["metrics"], key=lambda m: m["vi_sum"])
+    final = next(m for m in summary["metrics"] if m["corrected"])
     stages = {
         n: {k: v for k, v in t.items() if k != "skipped"} for n, t in summary["stages"].items()
     }
@@ -83,14 +87,18 @@ def main(json_out: bool = False, workers: int = 2, keep: str | None = None) -> d
     result = {
         "volume": "fib_medulla_train 160x250x250 @10nm",
         "workers": workers,
+        "workflow": "workflows/examples/fib_medulla.yaml",
         "total_s": round(total, 2),
         "total_vps": round(voxels / total, 1),
         "stages": stages,
-        "best_threshold": best["threshold"],
-        "vi_sum": round(best["vi_sum"], 4),
-        "vi_split": round(best["vi_split"], 4),
-        "vi_merge": round(best["vi_merge"], 4),
-        "adapted_rand": round(best["adapted_rand"], 4),
+        "threshold": final["threshold"],
+        "vi_sum": round(final["vi_sum"], 4),
+        "vi_split": round(final["vi_split"], 4),
+        "vi_merge": round(final["vi_merge"], 4),
+        "adapted_rand": round(final["adapted_rand"], 4),
+        "correction": {
+            k: v for k, v in (summary["correction"] or {}).items() if k in ("applied", "ranked")
+        },
         "all_thresholds": [
             {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
             for m in summary["metrics"]

@@ -44,6 +44,27 @@ def tls_security(
     )
 
 
+def tls_handshake_problem(address: str, security: Security, timeout: float) -> str | None:
+    """Why a TLS handshake with ``address`` fails (a certificate the other side rejects, say),
+    or None when it succeeds or nothing listens there: tells wrong certificates apart from an
+    unreachable scheduler."""
+    import socket
+    import ssl
+
+    host, port = address.split("://", 1)[1].rsplit(":", 1)
+    ctx = security.get_connection_args("client")["ssl_context"]
+    try:
+        with socket.create_connection((host, int(port)), timeout=min(timeout, 5.0)) as sock:
+            with ctx.wrap_socket(sock, server_hostname=host) as tls:
+                tls.settimeout(min(timeout, 5.0))
+                tls.recv(1)  # TLS 1.3: the server's rejection of our certificate arrives here
+    except ssl.SSLError as e:
+        return f"{e.__class__.__name__}: {e.reason or e}"
+    except (OSError, TimeoutError):
+        return None
+    return None
+
+
 def make_client(
     spec: str | None = None,
     timeout: float = 10.0,
@@ -83,6 +104,15 @@ def make_client(
     try:
         return Client(spec, timeout=timeout, security=security)
     except (OSError, TimeoutError) as e:
+        if spec.startswith("tls://"):
+            problem = tls_handshake_problem(spec, security, timeout)
+            if problem:
+                raise ClusterConnectError(
+                    f"the Dask scheduler at {spec} answers, but the TLS handshake fails: "
+                    f"{problem}. Check that PETASEG_TLS_CA is the CA that signed the scheduler's "
+                    "certificate and that PETASEG_TLS_CERT/PETASEG_TLS_KEY are signed by the CA "
+                    "the scheduler trusts"
+                ) from None
         raise ClusterConnectError(
             f"cannot reach the Dask scheduler at {spec} within {timeout:.0f} s ({e.__class__.__name__}: "
             f"{e}). Start one (`dask scheduler`) and check host, port and firewall, or omit "

@@ -30,6 +30,17 @@ def round_up(values: Sequence[int], multiple: Sequence[int]) -> tuple[int, ...]:
     return tuple(-(-int(v) // m) * m for v, m in zip(values, multiple, strict=True))
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX). Without it, bf16
+    autocast on the CPU is emulated and many times slower than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:  # not Linux: let torch's own capability report decide
+        return "AVX512" in torch.backends.cpu.get_cpu_capability()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @torch.no_grad()
 def predict_volume(
     model: Network,

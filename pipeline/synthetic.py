@@ -102,32 +102,12 @@ def make_volume(
     )
 
 
-def _colour_table(labels: np.ndarray, seed: int = 1) -> np.ndarray:
-    colours = np.random.default_rng(seed).integers(40, 256, (int(labels.max()) + 1, 3))
-    return colours.astype(np.uint8)
-
-
 def preview_png(
     raw: np.ndarray, labels: np.ndarray, path: str | Path, z: int | None = None
 ) -> Path:
     """Save one section side by side: raw, and raw with the labels overlaid. A quick look at
     whether the data is EM-like and the ground truth lines up with it."""
-    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone (Agg)
+    from .overlay import section_overlay_png
 
     z = raw.shape[0] // 2 if z is None else z
-    section, ids = raw[z], labels[z]
-    overlay = _colour_table(labels)[ids].astype(np.float32)
-    grey = np.repeat(section[..., None].astype(np.float32), 3, axis=-1)
-    blend = (0.55 * grey + 0.45 * overlay).astype(np.uint8)
-    fig = Figure(figsize=(10, 5.2))
-    axes = fig.subplots(1, 2)
-    axes[0].imshow(section, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    axes[0].set_title(f"raw, z={z}")
-    axes[1].imshow(blend, interpolation="nearest")
-    axes[1].set_title(f"labels over raw ({len(np.unique(ids))} objects)")
-    for ax in axes:
-        ax.set_axis_off()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    return path
+    return section_overlay_png(raw[z], {"labels": labels[z]}, path, f"raw, z={z}")

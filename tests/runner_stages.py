@@ -37,6 +37,9 @@ class WritePattern:
 
     def __call__(self, block: Block) -> None:
         if block.block_id == self.fail_block:
+            if self.log_dir:  # count the attempts
+                with open(os.path.join(self.log_dir, f"failed-{uuid.uuid4().hex}"), "w"):
+                    pass
             raise RuntimeError(f"synthetic failure in block {block.block_id}")
         if block.block_id == self.hang_block:
             time.sleep(3)

@@ -112,11 +112,13 @@ def test_worker_process_killed_mid_run(tmp_path):
         ) as lc,
         Client(lc) as c,
     ):
+        killed = []
 
         def killer():
             while len(list(logs.iterdir())) < 10:
                 time.sleep(0.02)
             victim = sorted(c.scheduler_info()["workers"])[0]
+            killed.append(victim)
             try:
                 c.run(os._exit, 1, workers=[victim])
             except Exception:  # noqa: BLE001 - the worker dies before it can answer
@@ -128,6 +130,7 @@ def test_worker_process_killed_mid_run(tmp_path):
             make_task(url, WritePattern(url, str(logs), delay=0.05)), c, progress=False
         )
         t.join(timeout=5)
+        assert killed and killed[0] not in c.scheduler_info()["workers"]  # it died mid-run
     assert report.blocks_run + report.blocks_skipped == 64
     np.testing.assert_array_equal(open_volume(url).read(), pattern(open_volume(url).roi))
 
@@ -135,10 +138,15 @@ def test_worker_process_killed_mid_run(tmp_path):
 def test_failing_block_is_retried_reported_and_not_marked(tmp_path, client):
     url = str(tmp_path / "f.zarr" / "p")
     make_output(url)
+    logs = tmp_path / "logs"
+    logs.mkdir()
     with pytest.raises(BlockFailures) as e:
         run_blockwise(
-            make_task(url, WritePattern(url, fail_block=5), max_retries=2), client, progress=False
+            make_task(url, WritePattern(url, str(logs), fail_block=5), max_retries=2),
+            client,
+            progress=False,
         )
+    assert len(list(logs.glob("failed-*"))) == 3  # the first try and two retries
     assert (
         e.value.failed == [5] and "block 5" in str(e.value) and "synthetic failure" in str(e.value)
     )

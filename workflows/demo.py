@@ -1,20 +1,27 @@
-"""``petaseg demo``: the whole path on an embedded LocalCluster, from nothing to a summary.
+"""``petaseg demo``: the whole pipeline on an embedded LocalCluster, from nothing to a
+proofreadable result.
 
-A synthetic EM-like volume with ground truth (or any volume given by URL) is written to local Zarr
-and processed blockwise; the summary lists each stage's time and throughput and where the outputs
-are, and a PNG shows the data.
+A synthetic EM-like volume with ground truth (or any volume given by URL) goes through the demo
+workflow (``workflows/examples/demo.yaml``): the shipped boundary model, fragments, region graph,
+agglomeration, segmentation, error correction with the shipped correction model, relabel,
+evaluation and the Neuroglancer export. The summary lists each stage's time and throughput, VI and
+adapted Rand where there is ground truth, a PNG of the segmentation over the EM and the viewer
+state to open.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.synthetic import make_volume, preview_png
-from pipeline.volume import open_volume
+import yaml
+
+from .config import load_config
+from .schema import Workflow
+
+DEMO_YAML = Path(__file__).resolve().parent / "examples" / "demo.yaml"
 
 
 @dataclass
@@ -23,7 +30,8 @@ class DemoSummary:
     shape: tuple[int, int, int]
     voxel_size: tuple[int, int, int]
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    correction: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -33,46 +41,50 @@ class DemoSummary:
             "voxel_size": list(self.voxel_size),
             "stages": self.stages,
             "metrics": self.metrics,
+            "correction": self.correction,
             "files": self.files,
         }
 
     def text(self) -> str:
         lines = [f"petaseg demo: {self.shape} voxels at {self.voxel_size} nm -> {self.output}"]
         for name, s in self.stages.items():
+            vps = s.get("voxels_per_s")
+            rate = f"{vps / 1e6:8.2f} Mvox/s" if vps else " " * 15
+            lines.append(f"  {name:<12} {s['seconds']:8.2f} s {rate}")
+        for m in self.metrics:
+            what = "corrected" if m.get("corrected") else f"threshold {m['threshold']:g}"
             lines.append(
-                f"  {name:<12} {s['seconds']:7.2f} s  {s.get('voxels_per_s', 0) / 1e6:8.2f} Mvox/s"
-                f"  blocks {s.get('blocks', '-')}"
+                f"  {what:<14} VI split {m['vi_split']:.3f} merge {m['vi_merge']:.3f} "
+                f"sum {m['vi_sum']:.3f}, adapted Rand {m['adapted_rand']:.3f}"
             )
-        for k, v in self.metrics.items():
-            lines.append(f"  {k:<12} {v:.4f}")
+        if self.correction:
+            a = self.correction.get("applied", {})
+            lines.append(
+                f"  correction   {a.get('merges', 0)} merge(s), {a.get('splits', 0)} split(s) "
+                f"applied; {self.correction.get('ranked', 0)} candidates left for proofreading"
+            )
         for k, v in self.files.items():
             lines.append(f"  {k:<12} {v}")
         return "\n".join(lines)
 
 
-def prepare_input(
-    out: Path, shape: tuple[int, int, int], seed: int, input_url: str | None
-) -> dict[str, str]:
-    """Write the synthetic volume (raw, labels, ideal boundaries) or point at the given input."""
+def demo_workflow(
+    output: str | Path,
+    shape: tuple[int, int, int] = (64, 128, 128),
+    seed: int = 0,
+    input_url: str | None = None,
+    overrides: list[str] | None = None,
+) -> Workflow:
+    """The shipped demo workflow, pointed at ``output`` and at synthetic data or ``input_url``."""
+    data = yaml.safe_load(DEMO_YAML.read_text())
+    data["output"] = str(Path(output) / "demo.zarr")
     if input_url:
-        return {"raw": input_url}
-    vol = make_volume(shape, seed=seed)
-    urls = vol.write_zarr(str(out / "demo.zarr"), exist_ok=True)
-    preview_png(vol.raw, vol.labels, out / "input.png")
-    return urls
-
-
-def timed(summary: DemoSummary, name: str, fn, *args, **kwargs):
-    t0 = time.perf_counter()
-    result = fn(*args, **kwargs)
-    secs = time.perf_counter() - t0
-    entry: dict[str, Any] = {"seconds": round(secs, 3)}
-    if hasattr(result, "blocks_total"):
-        entry["blocks"] = result.blocks_total
-        entry["blocks_run"] = result.blocks_run
-        entry["voxels_per_s"] = round(result.voxels_per_s, 1)
-    summary.stages[name] = entry
-    return result
+        data["input"] = {"raw": input_url}
+    else:
+        data["input"] = {
+            "synthetic": {**data["input"]["synthetic"], "shape": list(shape), "seed": seed}
+        }
+    return load_config(Workflow, None, overrides, data=data)
 
 
 def run_demo(
@@ -82,29 +94,40 @@ def run_demo(
     input_url: str | None = None,
     client=None,
     progress: bool = True,
+    overrides: list[str] | None = None,
 ) -> DemoSummary:
-    from pipeline.stages.convert import convert
+    from pipeline.overlay import volume_overlay_png
+    from pipeline.volume import open_volume
+
+    from .run import run_workflow
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    urls = prepare_input(out, shape, seed, input_url)
+    wf = demo_workflow(out, shape, seed, input_url, overrides)
+    result = run_workflow(wf, client, progress=progress)
+    urls = result["outputs"]
     raw = open_volume(urls["raw"])
-    summary = DemoSummary(str(out), raw.shape, raw.voxel_size)
-    summary.stages["input"] = {"seconds": round(time.perf_counter() - t0, 3)}
-    viewer_raw = f"precomputed://file://{out.resolve()}/precomputed/raw"
-    timed(
-        summary,
-        "export-raw",
-        convert,
-        urls["raw"],
-        viewer_raw,
-        chunks=(32, 64, 64),
-        client=client,
-        progress=progress,
-    )
-    summary.files = {"raw": urls["raw"], "precomputed_raw": viewer_raw}
-    if (out / "input.png").exists():
-        summary.files["png"] = str(out / "input.png")
-    (out / "summary.json").write_text(json.dumps(summary.as_dict(), indent=1))
+    summary = DemoSummary(str(out), raw.shape, raw.voxel_size, stages=result["stages"])
+    summary.metrics = result["metrics"]
+    summary.correction = result.get("correction") or {}
+    labels = {}
+    first = urls["segmentations"][0]
+    labels[f"segmentation t={first['threshold']:g}"] = first["segmentation"]
+    corrected = [s for s in urls["segmentations"] if s.get("corrected")]
+    if corrected:
+        labels["corrected"] = corrected[0]["segmentation"]
+    if urls.get("ground_truth"):
+        labels["ground truth"] = urls["ground_truth"]
+    png = volume_overlay_png(urls["raw"], labels, out / "overlay.png")
+    summary.files = {
+        "raw": urls["raw"],
+        "segmentation": urls["final_segmentation"],
+        "overlay": str(png),
+    }
+    if urls.get("neuroglancer"):
+        summary.files["neuroglancer"] = urls["viewer_state"]
+        summary.files["view it"] = f"petaseg view {urls['neuroglancer']}"
+    if urls.get("edit_log"):
+        summary.files["edit log"] = urls["edit_log"]
+    (out / "summary.json").write_text(json.dumps(summary.as_dict(), indent=1, default=str))
     return summary

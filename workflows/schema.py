@@ -22,7 +22,8 @@ class SyntheticInput(Strict):
 
 
 class InputSpec(Strict):
-    """One of ``raw`` (EM to predict on), ``boundaries`` (skip prediction) or ``synthetic``."""
+    """``raw`` (EM to predict on), ``boundaries`` (skip prediction; with ``raw`` too, the EM
+    still feeds correction and export) or ``synthetic``."""
 
     raw: str | None = None
     boundaries: str | None = None
@@ -32,9 +33,9 @@ class InputSpec(Strict):
     @model_validator(mode="after")
     def _one_source(self) -> InputSpec:
         given = [k for k in ("raw", "boundaries", "synthetic") if getattr(self, k) is not None]
-        if len(given) != 1:
+        if not given or (self.synthetic is not None and len(given) > 1):
             raise ValueError(
-                "give exactly one of input.raw, input.boundaries or input.synthetic"
+                "give input.raw (and/or input.boundaries) or input.synthetic"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self
@@ -76,12 +77,42 @@ class SegmentStage(Strict):
     thresholds: list[float] = Field(default_factory=lambda: [0.7], min_length=1)
 
 
+class CorrectStage(Strict):
+    """Merge/split error correction of one segmentation (``threshold``, default the first of
+    ``segment.thresholds``): confident corrections become edits in the edit log, the rest a
+    ranked candidate list for proofreaders."""
+
+    enabled: bool = True
+    model: str = Field("fib-correct-v1", description="shipped name or `correct-train` file")
+    threshold: float | None = Field(None, gt=0.0, lt=1.0)
+    merge_threshold: float | None = Field(None, gt=0.0, le=1.0)
+    split_threshold: float | None = Field(None, gt=0.0, le=1.0)
+    max_candidates: int = Field(10000, ge=0)
+    edit_log: str | None = Field(
+        None, description="SQLite edit log (local path); default <output>.edits/edit_log.sqlite"
+    )
+
+
+class ExportStage(Strict):
+    """Neuroglancer precomputed: image, the final segmentation with meshes and skeletons, the
+    candidates as point annotations, and a viewer state."""
+
+    enabled: bool = True
+    path: str | None = Field(None, description="export folder; default <output>.neuroglancer")
+    meshes: bool = True
+    skeletons: bool = True
+    min_size: int = Field(1000, ge=0, description="segments under this many voxels: no objects")
+    levels: int | None = Field(None, ge=1)
+
+
 class Stages(Strict):
     predict: PredictStage = PredictStage()
     fragments: FragmentsStage = FragmentsStage()
     graph: GraphStage = GraphStage()
     agglomerate: AgglomerateStage = AgglomerateStage()
     segment: SegmentStage = SegmentStage()
+    correct: CorrectStage = CorrectStage()
+    export: ExportStage = ExportStage()
 
 
 class Workflow(Strict):
@@ -97,5 +128,25 @@ class Workflow(Strict):
         if not self.output.rstrip("/").endswith(".zarr"):
             raise ValueError(
                 f"output must be a Zarr container ending in .zarr, got {self.output!r}"
+            )
+        c = self.stages.correct
+        if (
+            c.enabled
+            and c.threshold is not None
+            and c.threshold not in self.stages.segment.thresholds
+        ):
+            raise ValueError(
+                f"stages.correct.threshold {c.threshold} is not one of stages.segment.thresholds "
+                f"{self.stages.segment.thresholds}"
+            )
+        if c.enabled and self.input.synthetic is None and self.input.raw is None:
+            raise ValueError(
+                "stages.correct needs the EM image: give input.raw beside input.boundaries, "
+                "or set stages.correct.enabled: false"
+            )
+        if c.enabled and "://" in self.output and c.edit_log is None:
+            raise ValueError(
+                "the output is remote: set stages.correct.edit_log to a local path for the "
+                "SQLite edit log (or stages.correct.enabled: false)"
             )
         return self

@@ -19,6 +19,9 @@ def register(app: typer.Typer) -> None:
         cluster: str = typer.Option(
             "local", help="local, local:N, threads, tcp://... or tls://..."
         ),
+        set_: list[str] = typer.Option(
+            None, "--set", help="override a key of the demo workflow: stages.predict.tta=true"
+        ),
     ) -> None:
         """Run the pipeline on a synthetic EM volume (or --input) on an embedded LocalCluster."""
         from workflows.cluster_spec import ClusterSpec, client_for_spec
@@ -29,7 +32,14 @@ def register(app: typer.Typer) -> None:
             link = getattr(client, "dashboard_link", None)
             if link:
                 print(f"Dask dashboard: {link}")
-            summary = run_demo(output, parse_zyx(shape, "shape"), seed, input_url, client=client)
+            summary = run_demo(
+                output,
+                parse_zyx(shape, "shape"),
+                seed,
+                input_url,
+                client=client,
+                overrides=set_,
+            )
         finally:
             cluster_obj = getattr(client, "cluster", None)
             client.close()

@@ -1,0 +1,117 @@
+"""The whole workflow on a real multi-process TLS cluster (a scheduler and two worker processes,
+one advertising GPU=1), with a worker killed mid-run: the segmentation equals a LocalCluster run."""
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cluster import make_tls_files
+from pipeline.volume import open_volume
+from tests.cluster_procs import ProcCluster
+from workflows.cluster_spec import client_for_spec
+from workflows.config import load_config
+from workflows.run import run_workflow
+from workflows.schema import Workflow
+
+
+def tiny_model(path: Path) -> str:
+    """A tiny U-Net fitted for a few steps to a synthetic volume, so it predicts real membranes
+    (a random net gives an all-boundary map and an empty segmentation)."""
+    from models.checkpoint import build_model, save_checkpoint
+    from pipeline.synthetic import make_volume
+
+    torch.manual_seed(0)
+    net = build_model(
+        "unet",
+        {"ndim": 3, "widths": [4, 8], "norm": None, "normalization": {"mean": 128.0, "std": 40.0}},
+    )
+    vol = make_volume((32, 64, 64), seed=11)
+    x = torch.from_numpy((vol.raw.astype("float32") - 128.0) / 40.0)[None, None]
+    y = torch.from_numpy(vol.boundaries.astype("float32"))[None, None]
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    net.train()
+    for _ in range(60):
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y)
+        loss.backward()
+        opt.step()
+    net.eval()
+    save_checkpoint(path, net)
+    return str(path)
+
+
+def workflow(out: Path, model: str, cluster: dict) -> Workflow:
+    return load_config(
+        Workflow,
+        None,
+        data={
+            "name": "cluster-test",
+            "input": {"synthetic": {"shape": [32, 64, 64], "seed": 3}},
+            "output": str(out),
+            "model": model,
+            "stages": {
+                "predict": {
+                    "block": [16, 32, 32],
+                    "patch": [16, 32, 32],
+                    "chunks": [16, 32, 32],
+                    "overlap": 0.25,
+                    "dtype": "uint8",
+                },
+                "fragments": {"block": [16, 32, 32], "context": [4, 8, 8], "min_size": 20},
+                "segment": {"thresholds": [0.5]},
+            },
+            "cluster": cluster,
+        },
+    )
+
+
+def test_workflow_on_tls_cluster_with_a_killed_worker_equals_local(tmp_path):
+    model = tiny_model(tmp_path / "tiny.pt")
+    tls = make_tls_files(tmp_path / "tls")
+    with ProcCluster(tmp_path, tls) as pc:
+        pc.add_worker("cpu")
+        pc.add_worker("gpu", resources="GPU=1")
+        cpu_worker = pc.workers[0]
+        wf = workflow(
+            tmp_path / "remote.zarr",
+            model,
+            {"kind": "scheduler", "address": pc.address, "tls": tls},
+        )
+        client = client_for_spec(wf.cluster)
+        try:
+            deadline = time.time() + 60
+            while len(client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
+                time.sleep(0.2)
+            markers = Path(str(tmp_path / "remote.zarr") + ".done") / "fragments"
+
+            def kill_when_fragments_start():
+                while not list(markers.glob("fragments-*/groups/*/*")):
+                    time.sleep(0.01)
+                pc.kill(cpu_worker)
+
+            killer = threading.Thread(target=kill_when_fragments_start, daemon=True)
+            killer.start()
+            remote = run_workflow(wf, client, progress=False)
+            killer.join(timeout=30)
+        finally:
+            client.close()
+        assert cpu_worker.poll() is not None, "the worker was not killed mid-run"
+    local_wf = workflow(tmp_path / "local.zarr", model, {"kind": "local", "workers": 2})
+    local_client = client_for_spec(local_wf.cluster)
+    try:
+        local = run_workflow(local_wf, local_client, progress=False)
+    finally:
+        local_client.close()
+        local_client.cluster.close()
+    a = open_volume(remote["outputs"]["segmentations"][0]["segmentation"]).read()
+    b = open_volume(local["outputs"]["segmentations"][0]["segmentation"]).read()
+    assert len(np.unique(a)) > 5
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        open_volume(str(tmp_path / "remote.zarr/boundaries")).read(),
+        open_volume(str(tmp_path / "local.zarr/boundaries")).read(),
+    )
+    assert remote["metrics"] and remote["metrics"][0]["vi_sum"] == local["metrics"][0]["vi_sum"]
