@@ -39,6 +39,8 @@ def _sum_by(inv: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
 
 def _argmax_by(inv: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     """Row index of the largest value in each group."""
+    if len(inv) == 0:  # no rows (a segmentation without touching segments): no groups
+        return np.zeros(n, np.int64)
     order = np.lexsort((-values, inv))
     starts = np.r_[0, np.flatnonzero(np.diff(inv[order])) + 1]
     out = np.zeros(n, np.int64)

@@ -142,8 +142,18 @@ def test_tta_averages_over_flips_and_transposes():
     assert np.abs(plain - tta).max() > 1e-3  # TTA changed something: a random net is not symmetric
 
 
-def test_plan_asks_for_a_gpu_only_when_workers_have_one(tmp_path, synthetic_raw):
+def test_plan_asks_for_a_gpu_only_when_workers_have_one(tmp_path, synthetic_raw, monkeypatch):
     from distributed import Client, LocalCluster
+
+    import pipeline.stages.predict as stage
+
+    asked = []
+    real_run = stage.run_blockwise
+    monkeypatch.setattr(
+        stage,
+        "run_blockwise",
+        lambda task, **kw: asked.append(task.resources) or real_run(task, **kw),
+    )
 
     net = tiny_net()
     url = write_input(str(tmp_path / "in.zarr" / "raw"), synthetic_raw[:16, :32, :32])
@@ -164,6 +174,7 @@ def test_plan_asks_for_a_gpu_only_when_workers_have_one(tmp_path, synthetic_raw)
             net, url, out, client=c, progress=False, patch=(16, 16, 16), dtype="float32"
         )
         assert report.blocks_run == 1
+    assert asked == [{"GPU": 1}]  # the block task carried the resource to the GPU worker
     ref = predict_array(net, synthetic_raw[:16, :32, :32], patch=(16, 16, 16))[0]
     assert np.abs(open_volume(out).read() - ref).max() <= 1e-5
 

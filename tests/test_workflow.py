@@ -170,6 +170,15 @@ def test_whole_pipeline_then_rerun_skips_and_a_change_reruns_downstream(tmp_path
     assert [m["threshold"] for m in third["metrics"]] == [0.6, 0.6]
 
 
+def test_correcting_a_segmentation_without_touching_segments(tmp_path, client):
+    # at threshold 0.99 nearly everything is one segment: no pair candidates at all
+    data = small(tmp_path, segment={"thresholds": [0.99]}, export={"enabled": False})
+    result = run_workflow(load_config(Workflow, None, data=data), client, progress=False)
+    before, after = result["metrics"]
+    assert after["corrected"] and after["vi_sum"] >= 0
+    assert result["correction"]["ranked"] >= 0
+
+
 def test_run_status_and_submit_commands(tmp_path, capsys):
     import yaml
     from distributed import Client, LocalCluster
