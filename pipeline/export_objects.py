@@ -53,14 +53,9 @@ class ObjectParams:
 
 def shard_of(ids: np.ndarray, n_shards: int) -> np.ndarray:
     """A well-mixed shard number per id (splitmix64 finaliser), stable across runs."""
-    x = np.asarray(ids, np.uint64).copy()
-    with np.errstate(over="ignore"):
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return (x % np.uint64(n_shards)).astype(np.int64)
+    from .seg.ids import mix64
+
+    return (mix64(ids) % np.uint64(n_shards)).astype(np.int64)
 
 
 def _save_npz(url: str, arrays: dict[str, np.ndarray]) -> None:

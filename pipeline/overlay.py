@@ -12,13 +12,9 @@ import numpy as np
 def label_colours(ids: np.ndarray) -> np.ndarray:
     """A bright colour per id, the same for an id wherever it appears (a hash of the id, so
     uint64 ids need no table); 0 (background) is black."""
-    x = np.asarray(ids, np.uint64).copy()
-    with np.errstate(over="ignore"):
-        x ^= x >> np.uint64(31)
-        x *= np.uint64(0x7FB5D329728EA185)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x81DADEF4BC2DD44D)
-        x ^= x >> np.uint64(33)
+    from .seg.ids import mix64
+
+    x = mix64(ids)
     rgb = np.stack([(x >> np.uint64(s)) & np.uint64(0xFF) for s in (0, 8, 16)], axis=-1)
     rgb = (40 + rgb.astype(np.uint16) * 215 // 255).astype(np.uint8)
     rgb[np.asarray(ids) == 0] = 0

@@ -3,6 +3,7 @@ import json
 import numpy as np
 
 from pipeline.volume import open_volume
+from tests.test_workflow import ALL_STAGES
 from workflows.cli import main
 
 
@@ -14,18 +15,7 @@ def test_demo_runs_the_whole_pipeline_on_a_small_synthetic_volume(tmp_path, caps
     assert "petaseg demo: (32, 64, 64)" in text and "corrected" in text and "petaseg view" in text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["shape"] == [32, 64, 64]
-    assert list(summary["stages"]) == [
-        "input",
-        "predict",
-        "fragments",
-        "graph",
-        "agglomerate",
-        "segment",
-        "correct",
-        "relabel",
-        "evaluate",
-        "export",
-    ]
+    assert list(summary["stages"]) == ALL_STAGES
     # scored against the synthetic ground truth, before and after correction
     metrics = summary["metrics"]
     assert [m["corrected"] for m in metrics] == [False, False, True]

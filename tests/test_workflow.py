@@ -12,10 +12,23 @@ from pipeline.volume import open_volume
 from workflows.cli import main
 from workflows.cluster_spec import ClusterSpec
 from workflows.config import apply_overrides, load_config
-from workflows.run import require_gpu_workers, run_workflow
+from workflows.run import plan_of, require_gpu_workers, run_workflow
 from workflows.schema import Workflow
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "workflows" / "examples"
+# every stage of a workflow with raw input, ground truth, correction and export, in order
+ALL_STAGES = [
+    "input",
+    "predict",
+    "fragments",
+    "graph",
+    "agglomerate",
+    "segment",
+    "correct",
+    "relabel",
+    "evaluate",
+    "export",
+]
 
 
 def small(out: Path, **stages) -> dict:
@@ -123,19 +136,7 @@ def test_require_gpu_refuses_a_cpu_only_cluster(client):
 def test_whole_pipeline_then_rerun_skips_and_a_change_reruns_downstream(tmp_path, client):
     wf = load_config(Workflow, None, data=small(tmp_path))
     first = run_workflow(wf, client, progress=False)
-    order = list(first["stages"])
-    assert order == [
-        "input",
-        "predict",
-        "fragments",
-        "graph",
-        "agglomerate",
-        "segment",
-        "correct",
-        "relabel",
-        "evaluate",
-        "export",
-    ]
+    assert list(first["stages"]) == ALL_STAGES == plan_of(wf)
     assert not any(t["skipped"] for t in first["stages"].values())
     segs = first["outputs"]["segmentations"]
     assert [s["corrected"] for s in segs] == [False, False, True]

@@ -60,3 +60,16 @@ def ids_valid(
             inside &= (c >= b) & (c < e)
         out[ok] = inside
     return out
+
+
+def mix64(ids: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser of each id: well-mixed uint64 bits, stable across runs (for
+    shard numbers, colours, anything that must spread ids evenly)."""
+    x = np.asarray(ids, np.uint64).copy()
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
