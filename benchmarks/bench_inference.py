@@ -66,10 +66,12 @@ def _warm_worker(model: str, patch: list[int], batch: int) -> bool:
     about throughput, not about how many processes start at once."""
     import torch
 
+    from pipeline.inference.engine import EngineConfig
     from pipeline.inference.network import ModelSource, set_torch_threads
 
     set_torch_threads()
-    net = ModelSource.resolve(model).prepared(torch.device("cpu"), True, True)
+    cfg = EngineConfig(patch=tuple(patch))  # the predict stage's layout and folding defaults
+    net = ModelSource.resolve(model).prepared(torch.device("cpu"), cfg.channels_last, cfg.fuse_bn)
     with torch.inference_mode():
         net(torch.zeros(batch, 1, *patch).to(memory_format=torch.channels_last_3d))
     return True

@@ -373,7 +373,7 @@ def run_workflow(wf: Workflow, client, progress: bool = True) -> dict[str, Any]:
                 "metrics": [
                     {
                         "threshold": s["threshold"],
-                        "corrected": s.get("corrected", False),
+                        "corrected": s["corrected"],
                         **evaluate_volumes(s["segmentation"], urls["ground_truth"]),
                     }
                     for s in urls["segmentations"]
