@@ -13,10 +13,11 @@
   weights_backbone=None; grayscale repeated to 3 channels; resizing disabled as for ours) on the
   same data with the same budget (iterations, batch, tile, optimiser, schedule).
 
-Runs on CPU with ``torch.set_num_threads(1)`` (the machine's 2 cores are shared). Set
+Trains and infers on the first GPU when there is one, else on the CPU (the ``device`` key says
+which, with the thread count); ``PETASEG_BENCH2D_THREADS`` sets torch's CPU threads. Set
 ``PETASEG_BENCH2D_SCALE`` (e.g. 0.05) to shrink every iteration budget for a smoke run, and
 ``PETASEG_BENCH2D_ONLY`` (comma-separated: semantic, sliding_window, localize, detection) to run
-some parts only (sliding_window needs semantic).
+some parts only (sliding_window needs semantic), e.g. two parts side by side on two cores.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def _it(name: str) -> int:
 
 def _log(msg: str) -> None:
     print(f"[bench 2d {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _r(x, nd=4):
@@ -104,15 +110,17 @@ def bench_sliding_window(out: dict, fcn_model) -> None:
     vi, vm, _ = semantic_data("isbi", "val")
     model, hist = train_patch_classifier(ti, tm, classes, _it("patch"), b["batch"])
     conf = np.zeros((2, 2), np.int64)
+    device = next(model.parameters()).device
     t0 = time.perf_counter()
     for img, cmap in zip(vi, vm, strict=True):
-        logits = model.dense(to_float(img[None, None], model.mean, model.std))
-        conf += confusion_matrix(logits[0].argmax(0).numpy(), cmap, 2)
+        logits = model.dense(to_float(img[None, None], model.mean, model.std).to(device))
+        conf += confusion_matrix(logits[0].argmax(0).cpu().numpy(), cmap, 2)
     dense_pps = vi.size / (time.perf_counter() - t0)
     sw_scores = segmentation_scores(conf, classes)
-    crop = to_float(vi[0, 192:320, 192:320][None, None], model.mean, model.std)  # 128 x 128 px
+    crop = to_float(vi[0, 192:320, 192:320][None, None], model.mean, model.std).to(device)
     t0 = time.perf_counter()
     naive = model.sliding_window(crop, batch=1024)
+    _sync(device)
     naive_pps = crop[0, 0].numel() / (time.perf_counter() - t0)
     same = float((naive - model.dense(crop)).abs().max())
     fcn = evaluate_semantic(fcn_model, vi, vm)
@@ -207,6 +215,7 @@ def _train_eval(model, train, val, masks: bool, lr: float = 1e-3) -> tuple[dict,
         train_images_per_s=_r(hist["images_per_s"], 2),
         final_loss=_r(hist["loss"][-1]),
         lr=lr,
+        device=hist["device"],
     )
     return s, hist
 
@@ -228,6 +237,14 @@ def _train_eval_stock(masks: bool, train, val) -> dict:
             _log(f"stock model diverged at lr {lr}: {e}")
             failed = str(e)
     return {"error": failed}
+
+
+def _speeds(prefix: str, s: dict) -> dict:
+    """Training and inference images/s of one detector run under top-level keys."""
+    return {
+        f"{prefix}_train_images_per_s": s.get("train_images_per_s"),
+        f"{prefix}_infer_images_per_s": s.get("infer_images_per_s"),
+    }
 
 
 def bench_detection(out: dict) -> None:
@@ -260,9 +277,10 @@ def bench_detection(out: dict) -> None:
         ss_boxes.append(selective_search(val.images[i]))
     ss_s = (time.perf_counter() - t0) / len(val)
     t0 = time.perf_counter()
+    device = next(two_stage.parameters()).device
     for i in range(len(val)):
         image, target = section_targets(val, i, masks=False)
-        rpn_boxes.append(two_stage.propose([image], max(PROPOSAL_N))[0])
+        rpn_boxes.append(two_stage.propose([image.to(device)], max(PROPOSAL_N))[0].cpu())
         gts.append((target["boxes"], target["labels"]))
     rpn_s = (time.perf_counter() - t0) / len(val)
     ptable = {}
@@ -321,7 +339,11 @@ def bench_detection(out: dict) -> None:
     table["torchvision_faster_rcnn_r50_fpn"] = tv = _train_eval_stock(False, train, val)
     _log(f"torchvision faster: {tv}")
     out.update(
-        torchvision_detect_map50=tv.get("box_map50"), torchvision_detect_map=tv.get("box_map")
+        torchvision_detect_map50=tv.get("box_map50"),
+        torchvision_detect_map=tv.get("box_map"),
+        **_speeds("torchvision_detect", tv),
+        **_speeds("detect", table["two_stage"]),
+        **_speeds("grid_detect", table["grid"]),
     )
     table["torchvision_mask_rcnn_r50_fpn"] = tm = _train_eval_stock(True, mtrain, mval)
     _log(f"torchvision mask: {tm}")
@@ -329,17 +351,27 @@ def bench_detection(out: dict) -> None:
         torchvision_instance_mask_map50=tm.get("mask_map50"),
         torchvision_instance_mask_map=tm.get("mask_map"),
         torchvision_instance_box_map50=tm.get("box_map50"),
+        **_speeds("torchvision_instance", tm),
+        **_speeds("instance", table["mask_rcnn_vnc"]),
     )
 
 
 def main(json_out: bool = False) -> dict:
+    from models.tasks.fit import default_device
     from pipeline.data2d_io import SHARED_DATA
 
-    torch.set_num_threads(1)
+    if os.environ.get("PETASEG_BENCH2D_THREADS"):
+        torch.set_num_threads(int(os.environ["PETASEG_BENCH2D_THREADS"]))
     torch.manual_seed(0)
     t0 = time.perf_counter()
+    device = default_device()
+    where = (
+        f"GPU {torch.cuda.get_device_name(device)} (training and inference; metrics on CPU)"
+        if device.type == "cuda"
+        else f"CPU ({os.cpu_count()} cores, torch threads={torch.get_num_threads()}; no GPU found)"
+    )
     out: dict = {
-        "device": "CPU only (no GPU in this session): 2 cores shared with other jobs, torch threads=1",
+        "device": where,
         "budget": {
             k: (dict(v, iterations=_it(k)) if isinstance(v, dict) else v) for k, v in BUDGET.items()
         },

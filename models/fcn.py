@@ -3,6 +3,12 @@
 Class scores (1x1 convolutions) from the coarsest encoder map are upsampled and summed with
 scores from one (16s) or two (8s) finer maps, then upsampled to the input resolution. The
 encoder is any that keeps the contract of models.encoders.
+
+FCN upsampling jumps span several poolings (x8 for the last step of FCN-8s), so "max_unpool" is
+done SegNet style by :class:`UnpoolPath`: one unpooling per pooling crossed, each with that
+pooling's indices at that pooling's channel count and followed by a 3x3 convolution that fills the
+zeros unpooling leaves (without it, 32s scores reach one pixel per 32 x 32 cell), then 1x1 back to
+the class scores.
 """
 
 from __future__ import annotations
@@ -47,10 +53,10 @@ class FCN(Network):
         self._init_task(json_config(locals()))
         if variant not in VARIANTS:
             raise ConfigError(f"variant={variant!r} is unknown; use one of {sorted(VARIANTS)}")
-        if up == "max_unpool":
+        if up == "max_unpool" and (down != "maxpool" or encoder != "conv"):
             raise ConfigError(
-                "FCN skips span several poolings, so max_unpool cannot be paired with one; "
-                "use up='transposed', 'nearest', 'bed_of_nails' or 'interp_conv' (or a UNet)"
+                "up='max_unpool' reuses the encoder's pooling indices: it needs down='maxpool' "
+                f"and encoder='conv' (got down={down!r}, encoder={encoder!r})"
             )
         self.encoder = build_encoder(
             encoder,
@@ -64,7 +70,7 @@ class FCN(Network):
             activation,
             residual,
             n_convs,
-            return_indices=False,
+            return_indices=up == "max_unpool",
         )
         enc = self.encoder
         n_maps = VARIANTS[variant]
@@ -79,17 +85,58 @@ class FCN(Network):
         self.ups = nn.ModuleList()
         rf = enc.receptive_fields[self.levels[-1]]
         for fine, coarse in zip(self.levels[-2::-1], self.levels[:0:-1], strict=True):
+            if up == "max_unpool":
+                self.ups.append(UnpoolPath(enc, coarse, fine, out_channels, ndim))
+                rf = add(rf, self.ups[-1].receptive_growth)
+                continue
             factor = ratio(enc.strides[coarse], enc.strides[fine])
             upsample = Upsample(up, out_channels, out_channels, factor, ndim)
             self.ups.append(upsample)
             rf = add(rf, up_growth(upsample, enc.strides[coarse], enc.strides[fine]))
         finest = enc.strides[self.levels[0]]
-        self.final_up = Upsample(up, out_channels, out_channels, finest, ndim)
-        self.receptive_field = add(rf, up_growth(self.final_up, finest, (1,) * ndim))
+        if up == "max_unpool":
+            self.final_up = UnpoolPath(enc, self.levels[0], 0, out_channels, ndim)
+            rf = add(rf, self.final_up.receptive_growth)
+        else:
+            self.final_up = Upsample(up, out_channels, out_channels, finest, ndim)
+            rf = add(rf, up_growth(self.final_up, finest, (1,) * ndim))
+        self.receptive_field = rf
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(x)
         y = self.scores[-1](feats[self.levels[-1]])
         for j, level in enumerate(self.levels[-2::-1]):
-            y = self.ups[j](y) + self.scores[len(self.levels) - 2 - j](feats[level])
-        return self.final_up(y)
+            y = _up(self.ups[j], y, feats) + self.scores[len(self.levels) - 2 - j](feats[level])
+        return _up(self.final_up, y, feats)
+
+
+def _up(module: nn.Module, y: torch.Tensor, feats) -> torch.Tensor:
+    return module(y, feats) if isinstance(module, UnpoolPath) else module(y)
+
+
+class UnpoolPath(nn.Module):
+    """Class scores at encoder map ``coarse`` unpooled to map ``fine``, one paired pooling at a
+    time: map i+1 -> i is projected (1x1) to map i's channel count, the count of the indices its
+    pooling kept, unpooled with them and densified by a 3x3 convolution + ReLU; a last 1x1
+    returns to ``out_channels`` scores."""
+
+    def __init__(self, encoder, coarse: int, fine: int, out_channels: int, ndim: int) -> None:
+        super().__init__()
+        self.levels = list(range(coarse - 1, fine - 1, -1))
+        self.steps, self.fills = nn.ModuleList(), nn.ModuleList()
+        c = out_channels
+        grow = (0,) * ndim
+        for i in self.levels:
+            factor = ratio(encoder.strides[i + 1], encoder.strides[i])
+            c_i = encoder.channels[i]
+            self.steps.append(Upsample("max_unpool", c, c_i, factor, ndim))
+            self.fills.append(nn.Sequential(CONV[ndim](c_i, c_i, 3, padding=1), nn.ReLU()))
+            grow = add(grow, tuple(2 * s for s in encoder.strides[i]))
+            c = c_i
+        self.head = CONV[ndim](c, out_channels, 1)
+        self.receptive_growth = grow
+
+    def forward(self, y: torch.Tensor, feats) -> torch.Tensor:
+        for i, step, fill in zip(self.levels, self.steps, self.fills, strict=True):
+            y = fill(step(y, indices=feats.indices[i], output_size=feats[i].shape[2:]))
+        return self.head(y)

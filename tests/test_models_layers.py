@@ -144,7 +144,7 @@ def test_unet_skips_and_residual_blocks(skip):
 
 @pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
 @pytest.mark.parametrize("ndim", [2, 3])
-@pytest.mark.parametrize("up", ["nearest", "bed_of_nails", "transposed", "interp_conv"])
+@pytest.mark.parametrize("up", UPSAMPLING)
 def test_fcn_variants_shapes(variant, ndim, up):
     net = FCN(ndim=ndim, variant=variant, widths=(2, 2, 2, 2, 2, 2), up=up, out_channels=3)
     shape = (32, 64) if ndim == 2 else (32, 32, 32)
@@ -153,9 +153,31 @@ def test_fcn_variants_shapes(variant, ndim, up):
     assert len(net.levels) == {"32s": 1, "16s": 2, "8s": 3}[variant]
 
 
-def test_fcn_refuses_max_unpool_and_too_shallow_encoders():
+def test_fcn_max_unpool_puts_scores_only_where_every_pooling_kept_its_maximum():
+    torch.manual_seed(0)
+    net = FCN(ndim=2, variant="32s", widths=(2, 2, 2, 2, 2, 2), up="max_unpool", out_channels=2)
+    net.eval()
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        feats = net.encoder(x)
+        path = net.final_up
+        assert len(path.steps) == 5 and path.levels == [4, 3, 2, 1, 0]
+        # the last unpooling puts values only where the first max-pooling took its maxima
+        y = net.scores[-1](feats[5])
+        for step, fill, i in zip(path.steps, path.fills, path.levels, strict=True):
+            y = step(y, indices=feats.indices[i], output_size=feats[i].shape[2:])
+            if i:
+                y = fill(y)
+        kept = torch.zeros(1, 2, 64, 64, dtype=torch.bool)
+        kept.view(1, 2, -1).scatter_(2, feats.indices[0].view(1, 2, -1), True)
+        assert y.shape == (1, 2, 64, 64) and (y != 0).any() and not (y != 0)[~kept].any()
+        assert int(kept.sum()) == 2 * 32 * 32  # one kept position per 2 x 2 window
+        assert net(x).shape == (1, 2, 64, 64)
+
+
+def test_fcn_refuses_max_unpool_without_indices_and_too_shallow_encoders():
     with pytest.raises(ConfigError, match="max_unpool"):
-        FCN(up="max_unpool")
+        FCN(up="max_unpool", down="strided")
     with pytest.raises(ConfigError, match="coarsest"):
         FCN(widths=(2, 2), variant="8s")
 

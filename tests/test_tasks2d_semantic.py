@@ -29,24 +29,24 @@ def isbi():
 def test_every_variant_builds_and_keeps_the_input_size():
     x = torch.randn(1, 1, 64, 64)
     pairs = valid_variants()
-    assert (
-        len(pairs) == 17
-        and ("unet", "max_unpool") in pairs
-        and ("fcn8s", "max_unpool") not in pairs
-    )
+    assert len(pairs) == 20 and ("fcn8s", "max_unpool") in pairs
     for arch, up in pairs:
         net = SemanticNet(
             ["a", "b", "c"], arch, up, widths=[4, 8, 8, 8, 8, 8] if arch != "unet" else [4, 8]
         )
         assert net(x).shape == (1, 3, 64, 64), (arch, up)
-    with pytest.raises(ConfigError, match="max_unpool"):
-        SemanticNet(["a", "b"], "fcn8s", "max_unpool")
+    with pytest.raises(ConfigError, match="up="):
+        SemanticNet(["a", "b"], "fcn8s", "unpool")
     with pytest.raises(ConfigError, match="arch"):
         SemanticNet(["a", "b"], "segnet")
 
 
-@pytest.mark.parametrize("arch,up", [("unet", "max_unpool"), ("fcn8s", "nearest")])
-def test_training_on_real_isbi_lowers_the_loss(isbi, arch, up):
+@pytest.mark.parametrize(
+    "arch,up,steps",
+    # FCN unpooling starts from sparse scores and falls slower (0.62 -> 0.50 in 24 steps)
+    [("unet", "max_unpool", 12), ("fcn8s", "nearest", 12), ("fcn16s", "max_unpool", 24)],
+)
+def test_training_on_real_isbi_lowers_the_loss(isbi, arch, up, steps):
     raw, cmap = isbi
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -59,7 +59,7 @@ def test_training_on_real_isbi_lowers_the_loss(isbi, arch, up):
         normalization=norm,
         widths=[8, 16, 32] if arch == "unet" else [8, 16, 32, 32, 32, 32],
     )
-    hist = fit(net, lambda it: batch, 12, lr=3e-3, warmup=1)
+    hist = fit(net, lambda it: batch, steps, lr=3e-3, warmup=1)
     assert np.mean(hist["loss"][-3:]) < 0.85 * np.mean(hist["loss"][:2])
     prob = net.predict(batch[0][:1, :, :50, :61])  # not a multiple of the stride: padded
     assert prob.shape == (1, 2, 50, 61)

@@ -261,6 +261,6 @@ class GridDetector(nn.Module):
         was = self.training
         self.eval()
         with torch.no_grad():
-            box, _ = self._raw(self._batch([torch.zeros(self.in_channels, *image_size)]))
+            box, _ = self._raw(self._batch([self.anchors.new_zeros(self.in_channels, *image_size)]))
         self.train(was)
         return box.shape[1] * box.shape[3] * box.shape[4], tuple(box.shape[3:])

@@ -256,7 +256,7 @@ class RCNN(GeneralizedRCNN):
         """(anchors the generator makes for one padded image, feature-map sizes)."""
         self.eval()
         with torch.no_grad():
-            x = [torch.zeros(self.in_channels, *image_size)]
+            x = [torch.zeros(self.in_channels, *image_size, device=next(self.parameters()).device)]
             batch, _ = self.transform(x)
             feats = list(self.backbone(batch.tensors).values())
             anchors = self.rpn.anchor_generator(batch, feats)

@@ -14,6 +14,22 @@ import torch
 from ..errors import InputError
 
 
+def default_device() -> torch.device:
+    """The first GPU when there is one, else the CPU: 2D training runs where it is fastest."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def to_device(obj, device: torch.device | str):
+    """``obj`` (a tensor, or lists / tuples / dicts of them) on ``device``; other values as is."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
 def _count(batch) -> int:
     first = batch[0]
     return len(first) if isinstance(first, list | tuple) else int(first.shape[0])
@@ -30,10 +46,14 @@ def fit(
     max_seconds: float | None = None,
     log: Callable[[int, dict], None] | None = None,
     log_every: int = 50,
+    device: torch.device | str | None = None,
 ) -> dict:
     """Train ``model`` for ``iterations`` batches from ``next_batch(iteration)``; returns the
     history: ``loss`` (per iteration), ``terms`` (per-term, last iteration), ``seconds``,
-    ``images``, ``images_per_s``, ``iterations``."""
+    ``images``, ``images_per_s``, ``iterations``, ``device``. The model and every batch move to
+    ``device`` (default: :func:`default_device`)."""
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device)
     if iterations < 1:
         raise InputError(f"iterations={iterations} must be at least 1")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -52,7 +72,7 @@ def fit(
     t0 = time.perf_counter()
     it = 0
     for it in range(iterations):
-        batch = next_batch(it)
+        batch = to_device(next_batch(it), device)
         terms = model.losses(*batch)
         total = sum(terms.values())
         if not torch.isfinite(total):
@@ -73,9 +93,14 @@ def fit(
             log(it, {"loss": history["loss"][-1], **history["terms"]})
         if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
             break
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
     history.update(
-        seconds=seconds, iterations=it + 1, images_per_s=history["images"] / max(seconds, 1e-9)
+        seconds=seconds,
+        iterations=it + 1,
+        images_per_s=history["images"] / max(seconds, 1e-9),
+        device=str(device),
     )
     model.eval()
     return history

@@ -21,8 +21,12 @@ from .data2d import (
     semantic_batch,
     to_float,
 )
-from .fit import fit
+from .fit import fit, to_device
 from .metrics2d import coco_map, confusion_matrix, localization_scores, segmentation_scores
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -43,6 +47,7 @@ def train_semantic(
     lr: float = 1e-3,
     seed: int = 0,
     log: Callable | None = None,
+    device=None,
     **model_kw,
 ):
     from .semantic import SemanticNet
@@ -60,6 +65,7 @@ def train_semantic(
         iterations,
         lr,
         log=log,
+        device=device,
     )
     return model, hist
 
@@ -68,10 +74,11 @@ def evaluate_semantic(model, images: np.ndarray, classmaps: np.ndarray) -> dict:
     """mIoU / Dice over whole held-out sections and inference pixels/s."""
     n_classes = len(model.class_names)
     conf = np.zeros((n_classes, n_classes), np.int64)
+    device = model_device(model)
     t0 = time.perf_counter()
     for img, cmap in zip(images, classmaps, strict=True):
-        x = to_float(img[None, None], model.mean, model.std)
-        pred = model.predict(x)[0].argmax(0).numpy()
+        x = to_float(img[None, None], model.mean, model.std).to(device)
+        pred = model.predict(x)[0].argmax(0).cpu().numpy()
         conf += confusion_matrix(pred, cmap, n_classes)
     seconds = time.perf_counter() - t0
     scores = segmentation_scores(conf, model.class_names)
@@ -81,7 +88,7 @@ def evaluate_semantic(model, images: np.ndarray, classmaps: np.ndarray) -> dict:
 
 # -- sliding-window baseline -------------------------------------------------------------------
 def train_patch_classifier(
-    images, classmaps, class_names, iterations=300, batch=64, lr=1e-3, seed=0, log=None
+    images, classmaps, class_names, iterations=300, batch=64, lr=1e-3, seed=0, log=None, device=None
 ):
     from .sliding_window import PatchClassifier, patch_batch
 
@@ -89,14 +96,26 @@ def train_patch_classifier(
     norm = intensity_stats(images)
     model = PatchClassifier(class_names, normalization=norm)
     hist = fit(
-        model, lambda it: patch_batch(images, classmaps, batch, rng, norm), iterations, lr, log=log
+        model,
+        lambda it: patch_batch(images, classmaps, batch, rng, norm),
+        iterations,
+        lr,
+        log=log,
+        device=device,
     )
     return model, hist
 
 
 # -- localization -----------------------------------------------------------------------------
 def train_localizer(
-    data: LocalizationSet, iterations=300, batch=16, lr=1e-3, seed=0, log=None, **model_kw
+    data: LocalizationSet,
+    iterations=300,
+    batch=16,
+    lr=1e-3,
+    seed=0,
+    log=None,
+    device=None,
+    **model_kw,
 ):
     from .localize import Localizer, localization_batch
 
@@ -104,18 +123,24 @@ def train_localizer(
     norm = intensity_stats(data.crops)
     model = Localizer(data.class_names, normalization=norm, **model_kw)
     hist = fit(
-        model, lambda it: localization_batch(data, batch, rng, norm), iterations, lr, log=log
+        model,
+        lambda it: localization_batch(data, batch, rng, norm),
+        iterations,
+        lr,
+        log=log,
+        device=device,
     )
     return model, hist
 
 
 def evaluate_localizer(model, data: LocalizationSet) -> dict:
     x = to_float(data.crops[:, None], model.mean, model.std)
+    device = model_device(model)
     labels, boxes = [], []
     for i in range(0, len(x), 256):
-        lab, _, box = model.predict(x[i : i + 256])
-        labels.append(lab)
-        boxes.append(box)
+        lab, _, box = model.predict(x[i : i + 256].to(device))
+        labels.append(lab.cpu())
+        boxes.append(box.cpu())
     return localization_scores(torch.cat(labels), torch.cat(boxes), data.labels, data.boxes)
 
 
@@ -158,6 +183,7 @@ def train_detection(
     min_area: int = 20,
     log=None,
     to_input=None,
+    device=None,
 ):
     """Train on random augmented tiles (tiles without objects included). ``to_input`` maps the
     image list before the model sees it (e.g. gray -> 3 channels for a stock RGB model)."""
@@ -168,17 +194,18 @@ def train_detection(
         images, targets = detection_batch(data, tile, batch, rng, min_area, masks)
         return (to_input(images) if to_input else images), targets
 
-    return fit(model, next_batch, iterations, lr, log=log)
+    return fit(model, next_batch, iterations, lr, log=log, device=device)
 
 
 def detect_all(model, data: InstanceSections, masks: bool = False, to_input=None):
     """Predictions and full targets for every section, and inference images/s."""
     preds, targets = [], []
+    device = model_device(model)
     t0 = time.perf_counter()
     for i in range(len(data)):
         image, target = section_targets(data, i, masks=masks)
-        inp = to_input([image]) if to_input else [image]
-        preds.append(model.predict(inp)[0])
+        inp = to_input([image.to(device)]) if to_input else [image.to(device)]
+        preds.append(to_device(model.predict(inp)[0], "cpu"))
         targets.append(target)
     return preds, targets, len(data) / (time.perf_counter() - t0)
 

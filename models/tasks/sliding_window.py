@@ -99,7 +99,7 @@ class PatchClassifier(nn.Module):
         out = image.new_empty(n, len(self.class_names), h * w)
         for i in range(n):
             for start in range(0, h * w, batch):
-                idx = torch.arange(start, min(start + batch, h * w))
+                idx = torch.arange(start, min(start + batch, h * w), device=image.device)
                 patches = windows[i, :, idx // w, idx % w].transpose(0, 1)  # crops: (B, c, P, P)
                 out[i, :, idx] = self(patches.contiguous()).T
         return out.view(n, -1, h, w)
