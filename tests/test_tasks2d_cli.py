@@ -128,9 +128,48 @@ def test_train2d_detect_grid_then_predict2d_on_a_png(tmp_path, capsys):
     assert (tmp_path / "p" / "tile_z0_overlay.png").is_file()
 
 
+def _train2d(task: str, out, *args: str) -> int:
+    return main(["train2d", task, "--out", str(out), "--iterations", "2", "--quiet", *args])
+
+
+def test_train2d_localize_detect_two_stage_and_instance(tmp_path, capsys):
+    """Every train2d task writes a checkpoint that loads as its task, with held-out scores."""
+    needs_coco()
+    shared_file("drosophila_vnc_sstem/vnc_stack1.h5")
+    runs = [
+        ("localize", "localize", ["--data", "vnc", "--batch", "4"], ("acc", "iou")),
+        ("detect", "detect", ["--model", "two_stage", "--tile", "128"], ("box_map50",)),
+        ("instance", "instance", ["--tile", "128"], ("mask_map50", "box_map50")),
+    ]
+    for name, task, args, keys in runs:
+        out = tmp_path / f"{name}.pt"
+        assert _train2d(task, out, *args) == 0, name
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert summary["iterations"] == 2 and np.isfinite(summary["final_loss"])
+        assert all(0 <= summary["validation"][k] <= 1 for k in keys), summary["validation"]
+        assert load_task_model(out).task == summary["task"]
+    raw = str(shared_file("drosophila_vnc_sstem/vnc_stack1.h5")) + "/volumes/raw"
+    rc = main(
+        ["predict2d", "--model", str(tmp_path / "instance.pt"), "--image", raw, "--section", "18"]
+        + ["--score", "0.0", "--out", str(tmp_path / "p")]
+    )
+    assert rc == 0
+    pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    from skimage import io
+
+    assert pred["task"] == "instance" and pred["scale"] == 2
+    assert io.imread(pred["files"]["instances"]).shape == (512, 512)
+    assert io.imread(pred["files"]["overlay"]).ndim == 3
+
+
 def test_cli_errors_are_messages(tmp_path, capsys):
     assert main(["train2d", "semantic", "--data", "cremi", "--out", str(tmp_path / "x.pt")]) == 2
     assert "unknown" in capsys.readouterr().err
+    assert _train2d("detect", tmp_path / "y.pt", "--model", "yolo") == 2
+    assert "'yolo' is unknown; use one of ['grid', 'two_stage']" in capsys.readouterr().err
+    assert _train2d("instance", tmp_path / "z.pt", "--model", "grid") == 2
+    assert "use one of ['mask_rcnn']" in capsys.readouterr().err
+    assert not (tmp_path / "y.pt").exists() and not (tmp_path / "z.pt").exists()
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     assert main(["predict2d", "--model", str(bad), "--image", "x.png"]) == 2

@@ -279,7 +279,10 @@ def register(app: typer.Typer) -> None:
             raw: str | None = common["raw"],
             labels: str | None = common["labels"],
             model: str = typer.Option(
-                "two_stage", help="two_stage (Faster R-CNN) or grid (single shot)"
+                "mask_rcnn" if instance else "two_stage",
+                help="mask_rcnn (the instance model)"
+                if instance
+                else "two_stage (Faster R-CNN) or grid (single shot)",
             ),
             iterations: int = typer.Option(300),
             batch: int = typer.Option(2),
@@ -290,12 +293,12 @@ def register(app: typer.Typer) -> None:
             scale: int | None = typer.Option(None, help="downsampling (default: the preset's)"),
             quiet: bool = typer.Option(False),
         ) -> None:
-            if instance:
-                kind = "instance"
-            elif model in ("two_stage", "grid"):
-                kind = model
-            else:
-                raise InputError(f"--model {model!r}; use 'two_stage' or 'grid'")
+            choices = (
+                {"mask_rcnn": "instance"} if instance else {m: m for m in ("two_stage", "grid")}
+            )
+            if model not in choices:
+                raise InputError(f"--model {model!r} is unknown; use one of {sorted(choices)}")
+            kind = choices[model]
             print(
                 json.dumps(
                     run_detect(
