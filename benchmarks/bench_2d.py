@@ -16,7 +16,8 @@
 Trains and infers on the first GPU when there is one, else on the CPU (the ``device`` key says
 which, with the thread count); ``PETASEG_BENCH2D_THREADS`` sets torch's CPU threads. Set
 ``PETASEG_BENCH2D_SCALE`` (e.g. 0.05) to shrink every iteration budget for a smoke run, and
-``PETASEG_BENCH2D_ONLY`` (comma-separated: semantic, sliding_window, localize, detection) to run
+``PETASEG_BENCH2D_ONLY`` (comma-separated: semantic, sliding_window, localize, selective_search,
+detection) to run
 some parts only (sliding_window needs semantic), e.g. two parts side by side on two cores.
 """
 
@@ -239,6 +240,40 @@ def _train_eval_stock(masks: bool, train, val) -> dict:
     return {"error": failed}
 
 
+SS_SETTINGS = {
+    "default": {},  # models.tasks.proposals defaults: scales 100, 300; sigma 1.5; min_size 30
+    "paper": {"scales": (50, 100), "sigma": 0.8, "min_size": 10},  # finer, as for photographs
+}
+
+
+def bench_selective_search(out: dict) -> None:
+    """Selective search alone, at the bench's box counts and with every box it makes, under its
+    defaults and under the paper's finer over-segmentation: where its recall is lost."""
+    from models.tasks.data2d import section_targets
+    from models.tasks.metrics2d import proposal_scores
+    from models.tasks.proposals import selective_search
+    from pipeline.data2d_io import instance_data
+
+    val = instance_data("vnc", "val")
+    gts = [section_targets(val, i, masks=False)[1] for i in range(len(val))]
+    table = {}
+    for name, kw in SS_SETTINGS.items():
+        t0 = time.perf_counter()
+        boxes = [selective_search(val.images[i], **kw) for i in range(len(val))]
+        row = {"seconds_per_image": _r((time.perf_counter() - t0) / len(val), 1)}
+        row["boxes_per_image"] = _r(np.mean([len(b) for b in boxes]), 0)
+        for n in (*PROPOSAL_N, None):
+            sc = proposal_scores(
+                [(b[:n], t["boxes"], t["labels"]) for b, t in zip(boxes, gts, strict=True)]
+            )
+            row[str(n or "all")] = {"recall": _r(sc["recall"]), "mabo": _r(sc["mabo"])}
+        table[name] = dict(
+            row, params={k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
+        )
+        _log(f"selective search {name}: {row}")
+    out["selective_search_settings"] = table
+
+
 def _speeds(prefix: str, s: dict) -> dict:
     """Training and inference images/s of one detector run under top-level keys."""
     return {
@@ -394,6 +429,7 @@ def main(json_out: bool = False) -> dict:
             lambda: bench_sliding_window(out, models[("isbi", "fcn8s", "transposed")]),
         ),
         ("localize", lambda: bench_localize(out)),
+        ("selective_search", lambda: bench_selective_search(out)),
         ("detection", lambda: bench_detection(out)),
     ]
     only = [p for p in os.environ.get("PETASEG_BENCH2D_ONLY", "").split(",") if p]
