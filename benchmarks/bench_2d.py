@@ -17,8 +17,8 @@ Trains and infers on the first GPU when there is one, else on the CPU (the ``dev
 which, with the thread count); ``PETASEG_BENCH2D_THREADS`` sets torch's CPU threads. Set
 ``PETASEG_BENCH2D_SCALE`` (e.g. 0.05) to shrink every iteration budget for a smoke run, and
 ``PETASEG_BENCH2D_ONLY`` (comma-separated: semantic, sliding_window, localize, selective_search,
-detection) to run
-some parts only (sliding_window needs semantic), e.g. two parts side by side on two cores.
+detection) to run some parts only (sliding_window needs semantic), e.g. two parts side by side on
+two cores.
 """
 
 from __future__ import annotations
@@ -48,11 +48,6 @@ def _it(name: str) -> int:
 
 def _log(msg: str) -> None:
     print(f"[bench 2d {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _r(x, nd=4):
@@ -102,8 +97,9 @@ def bench_semantic(out: dict) -> dict:
 
 def bench_sliding_window(out: dict, fcn_model) -> None:
     from models.tasks.data2d import to_float
+    from models.tasks.fit import synchronize
     from models.tasks.metrics2d import confusion_matrix, segmentation_scores
-    from models.tasks.recipes import evaluate_semantic, train_patch_classifier
+    from models.tasks.recipes import evaluate_semantic, model_device, train_patch_classifier
     from pipeline.data2d_io import semantic_data
 
     b = BUDGET["patch"]
@@ -111,7 +107,7 @@ def bench_sliding_window(out: dict, fcn_model) -> None:
     vi, vm, _ = semantic_data("isbi", "val")
     model, hist = train_patch_classifier(ti, tm, classes, _it("patch"), b["batch"])
     conf = np.zeros((2, 2), np.int64)
-    device = next(model.parameters()).device
+    device = model_device(model)
     t0 = time.perf_counter()
     for img, cmap in zip(vi, vm, strict=True):
         logits = model.dense(to_float(img[None, None], model.mean, model.std).to(device))
@@ -121,7 +117,7 @@ def bench_sliding_window(out: dict, fcn_model) -> None:
     crop = to_float(vi[0, 192:320, 192:320][None, None], model.mean, model.std).to(device)
     t0 = time.perf_counter()
     naive = model.sliding_window(crop, batch=1024)
-    _sync(device)
+    synchronize(device)
     naive_pps = crop[0, 0].numel() / (time.perf_counter() - t0)
     same = float((naive - model.dense(crop)).abs().max())
     fcn = evaluate_semantic(fcn_model, vi, vm)
@@ -286,7 +282,7 @@ def bench_detection(out: dict) -> None:
     from models.tasks.data2d import section_targets
     from models.tasks.metrics2d import proposal_scores
     from models.tasks.proposals import selective_search
-    from models.tasks.recipes import build_detection_model
+    from models.tasks.recipes import build_detection_model, model_device
     from pipeline.data2d_io import instance_data
 
     train, val = instance_data("vnc", "train"), instance_data("vnc", "val")
@@ -312,7 +308,7 @@ def bench_detection(out: dict) -> None:
         ss_boxes.append(selective_search(val.images[i]))
     ss_s = (time.perf_counter() - t0) / len(val)
     t0 = time.perf_counter()
-    device = next(two_stage.parameters()).device
+    device = model_device(two_stage)
     for i in range(len(val)):
         image, target = section_targets(val, i, masks=False)
         rpn_boxes.append(two_stage.propose([image.to(device)], max(PROPOSAL_N))[0].cpu())

@@ -153,7 +153,7 @@ def test_fcn_variants_shapes(variant, ndim, up):
     assert len(net.levels) == {"32s": 1, "16s": 2, "8s": 3}[variant]
 
 
-def test_fcn_max_unpool_puts_scores_only_where_every_pooling_kept_its_maximum():
+def test_fcn_max_unpool_puts_scores_only_where_the_first_pooling_kept_its_maxima():
     torch.manual_seed(0)
     net = FCN(ndim=2, variant="32s", widths=(2, 2, 2, 2, 2, 2), up="max_unpool", out_channels=2)
     net.eval()

@@ -19,6 +19,12 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so a clock read after it measures the work (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def to_device(obj, device: torch.device | str):
     """``obj`` (a tensor, or lists / tuples / dicts of them) on ``device``; other values as is."""
     if isinstance(obj, torch.Tensor):
@@ -93,8 +99,7 @@ def fit(
             log(it, {"loss": history["loss"][-1], **history["terms"]})
         if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
             break
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     seconds = time.perf_counter() - t0
     history.update(
         seconds=seconds,
