@@ -57,7 +57,7 @@ def _r(x, nd=4):
 def bench_semantic(out: dict) -> dict:
     from models.tasks.recipes import evaluate_semantic, train_semantic
     from models.tasks.semantic import valid_variants
-    from pipeline.data2d_io import semantic_data
+    from workflows.training.data2d import semantic_data
 
     b = BUDGET["semantic"]
     table: dict = {"isbi": {}, "vnc": {}}
@@ -100,7 +100,7 @@ def bench_sliding_window(out: dict, fcn_model) -> None:
     from models.tasks.fit import synchronize
     from models.tasks.metrics2d import confusion_matrix, segmentation_scores
     from models.tasks.recipes import evaluate_semantic, model_device, train_patch_classifier
-    from pipeline.data2d_io import semantic_data
+    from workflows.training.data2d import semantic_data
 
     b = BUDGET["patch"]
     ti, tm, classes = semantic_data("isbi", "train")
@@ -141,7 +141,7 @@ def bench_sliding_window(out: dict, fcn_model) -> None:
 def bench_localize(out: dict) -> None:
     from models.tasks.data2d import localization_crops
     from models.tasks.recipes import evaluate_localizer, train_localizer
-    from pipeline.data2d_io import instance_data
+    from workflows.training.data2d import instance_data
 
     b = BUDGET["localize"]
     res = {}
@@ -248,7 +248,7 @@ def bench_selective_search(out: dict) -> None:
     from models.tasks.data2d import section_targets
     from models.tasks.metrics2d import proposal_scores
     from models.tasks.proposals import selective_search
-    from pipeline.data2d_io import instance_data
+    from workflows.training.data2d import instance_data
 
     val = instance_data("vnc", "val")
     gts = [section_targets(val, i, masks=False)[1] for i in range(len(val))]
@@ -283,7 +283,7 @@ def bench_detection(out: dict) -> None:
     from models.tasks.metrics2d import proposal_scores
     from models.tasks.proposals import selective_search
     from models.tasks.recipes import build_detection_model, model_device
-    from pipeline.data2d_io import instance_data
+    from workflows.training.data2d import instance_data
 
     train, val = instance_data("vnc", "train"), instance_data("vnc", "val")
     table = {}
@@ -389,7 +389,7 @@ def bench_detection(out: dict) -> None:
 
 def main(json_out: bool = False) -> dict:
     from models.tasks.fit import default_device
-    from pipeline.data2d_io import SHARED_DATA
+    from workflows.training.data2d import SHARED_DATA
 
     if os.environ.get("PETASEG_BENCH2D_THREADS"):
         torch.set_num_threads(int(os.environ["PETASEG_BENCH2D_THREADS"]))

@@ -94,7 +94,7 @@ def boundary(raw: np.ndarray) -> tuple[np.ndarray, str]:
 
         pred = predict_array(str(MODEL), raw, device="auto")
         return np.clip(pred[0], 0, 1).astype(np.float32), f"model {MODEL.name}"
-    from pipeline.correct_experiment import boundary_from_raw
+    from benchmarks.correct_experiment import boundary_from_raw
 
     return boundary_from_raw(raw), "stand-in: clip((p99 - gauss(raw, 1)) / (p99 - p1), 0, 1)"
 
@@ -113,7 +113,7 @@ def waterz_luts(b: np.ndarray, fragments: np.ndarray, thresholds) -> dict[float,
     """waterz on the given fragments: a fragment -> segment table per threshold."""
     import waterz
 
-    from pipeline.export_lut import Lut
+    from pipeline.lut import Lut
 
     affs = affinities(b)
     ids, first = np.unique(fragments, return_index=True)
@@ -133,7 +133,7 @@ def elf_luts(b: np.ndarray, fragments: np.ndarray, betas) -> dict[float, object]
     import elf.segmentation.features as ef
     import elf.segmentation.multicut as em
 
-    from pipeline.export_lut import Lut
+    from pipeline.lut import Lut
 
     frags = np.ascontiguousarray(fragments, np.uint64)
     rag = ef.compute_rag(frags, n_threads=1)
@@ -152,7 +152,7 @@ def elf_luts(b: np.ndarray, fragments: np.ndarray, betas) -> dict[float, object]
 
 
 def correction(data, bnd, tmp: Path, client) -> dict:
-    from pipeline.correct_experiment import best_threshold, evaluate, prepare_part, train
+    from benchmarks.correct_experiment import best_threshold, evaluate, prepare_part, train
 
     tmp.mkdir(parents=True, exist_ok=True)
     parts = {}
@@ -263,9 +263,9 @@ def export_speed(labels: np.ndarray, tmp: Path) -> dict:
     """petaseg export vs igneous on one segmentation, single-threaded, same work."""
     from distributed import Client, LocalCluster
 
-    from pipeline.export import export_segmentation
-    from pipeline.export_objects import ObjectParams
-    from pipeline.volume import create_volume
+    from pipeline.export.objects import ObjectParams
+    from pipeline.export.precomputed import export_segmentation
+    from pipeline.io.volume import create_volume
 
     voxels = int(labels.size)
     vol = create_volume(str(tmp / "seg.zarr" / "labels"), labels.shape, labels.dtype, (10, 10, 10))
@@ -378,7 +378,7 @@ def main(json_out: bool = False) -> dict:
         try:
             result.update(correction(data, bnd, tmp / "main", client))
             if source.startswith("model"):
-                from pipeline.correct_experiment import boundary_from_raw
+                from benchmarks.correct_experiment import boundary_from_raw
 
                 log("again with the stand-in boundary map")
                 weak = correction(data, boundary_from_raw(data["raw"]), tmp / "standin", client)

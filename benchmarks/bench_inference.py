@@ -115,8 +115,8 @@ def _run_petaseg(args: dict) -> dict:
     import torch
     from distributed import Client, LocalCluster
 
+    from pipeline.io.volume import open_volume
     from pipeline.stages.predict import predict
-    from pipeline.volume import open_volume
 
     torch.set_num_threads(args["threads"])
     workers = args.get("workers", 1)
@@ -285,7 +285,7 @@ def _input(tmp: str, crop: tuple[int, ...] | None) -> str:
         return f"{DATA}/volumes/raw"
     import h5py
 
-    from pipeline.volume import create_volume
+    from pipeline.io.volume import create_volume
 
     with h5py.File(DATA, "r") as f:
         raw = f["volumes/raw"][tuple(slice(0, c) for c in crop)]
@@ -301,7 +301,7 @@ def main(json_out: bool = False) -> dict:
     import numpy as np
     import torch
 
-    from pipeline.volume import open_volume
+    from pipeline.io.volume import open_volume
 
     crop_env = os.environ.get("PETASEG_BENCH_INFERENCE_CROP")
     crop = tuple(int(v) for v in crop_env.split(",")) if crop_env else None

@@ -45,7 +45,7 @@ def bar_chart(stages: dict, path: Path, title: str) -> None:
 
 
 def main(json_out: bool = False, workers: int = 2, keep: str | None = None) -> dict:
-    from workflows.cluster_spec import client_for_spec
+    from cluster import open_client
     from workflows.config import load_config
     from workflows.run import run_workflow
     from workflows.schema import Workflow
@@ -63,13 +63,9 @@ def main(json_out: bool = False, workers: int = 2, keep: str | None = None) -> d
         f"input.ground_truth={FIB}/volumes/labels/neuron_ids",
     ]
     wf = load_config(Workflow, REPO / "workflows" / "examples" / "fib_medulla.yaml", overrides)
-    client = client_for_spec(wf.cluster)
     t0 = time.perf_counter()
-    try:
+    with open_client(wf.cluster.spec()) as client:
         summary = run_workflow(wf, client, progress=not json_out)
-    finally:
-        client.close()
-        client.cluster.close()
     total = time.perf_counter() - t0
     voxels = 160 * 250 * 250
     final = next(m for m in summary["metrics"] if m["corrected"])

@@ -44,7 +44,7 @@ def _grid_for(n_blocks: int):
 
 
 def run_petaseg(n_blocks: int, client) -> float:
-    from pipeline.blockwise import BlockTask, run_blockwise
+    from pipeline.runner.blockwise import BlockTask, run_blockwise
 
     roi, block, vs = _grid_for(n_blocks)
     with tempfile.TemporaryDirectory() as tmp:

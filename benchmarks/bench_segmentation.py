@@ -21,7 +21,7 @@ Speed on the 160x250x250 FIB volume (that boundary map, float32 Zarr input): ``p
 voxels / seconds of fragments + graph + agglomeration through the blockwise runner on one
 single-threaded worker process (Zarr I/O included, cluster start-up excluded: starting the
 workers, their imports and loading the compiled numba kernels from their on-disk cache, see
-``pipeline/seg/warm.py``), with the default 128^3 blocks and 16-voxel context (8 blocks, one per
+``pipeline/stages/warm.py``), with the default 128^3 blocks and 16-voxel context (8 blocks, one per
 task); ``waterz_vps`` is one ``waterz.agglomerate`` call to one threshold (affinities
 precomputed, not timed), best of 3; ``petaseg_2w_vps`` the same stages on two worker processes.
 ``petaseg_inmemory_vps``: the same computation on the whole volume as one block in memory (no
@@ -121,10 +121,10 @@ def petaseg_quality(b: np.ndarray, gt: np.ndarray, vs, tmp: str, client) -> tupl
     """The blockwise pipeline to lookup tables at every threshold; each table is applied in
     memory for scoring (the relabel stage writes exactly that, see test_seg_pipeline)."""
     from pipeline.evaluate import evaluate_arrays
-    from pipeline.seg.tables import lut_table, read_table
+    from pipeline.io.tables import lut_table, read_table
+    from pipeline.io.volume import create_volume, open_volume
     from pipeline.stages.relabel import apply_lut
     from pipeline.stages.segment import run_segment, run_segmentation
-    from pipeline.volume import create_volume, open_volume
 
     vol = create_volume(f"{tmp}/q.zarr/boundary", b.shape, "float32", vs, chunks=(64, 64, 64))
     vol.write(vol.roi, b)
@@ -224,7 +224,7 @@ def _close(client) -> None:
 
 def _start_worker() -> None:
     import pipeline.stages.graph  # noqa: F401
-    from pipeline.seg.warm import warm
+    from pipeline.stages.warm import warm
 
     warm()
 
@@ -342,7 +342,7 @@ def main(json_out: bool = False) -> dict:
             return {"skipped": f"real data not available: {path}"}
     from distributed import Client, LocalCluster
 
-    from pipeline.volume import create_volume
+    from pipeline.io.volume import create_volume
 
     out: dict = {}
     tmp = tempfile.mkdtemp(prefix="bench_seg_")

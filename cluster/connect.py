@@ -1,4 +1,5 @@
-"""Connecting to compute: an embedded LocalCluster by default, or a running scheduler by address.
+"""Connecting to compute from a ``ClusterSpec``: an embedded LocalCluster (processes or threads),
+a running scheduler by address (TLS where asked), or a SLURM / Kubernetes deployment.
 
 Only dask/distributed here; deployment specs (SLURM, Kubernetes) live beside this file.
 """
@@ -6,14 +7,14 @@ Only dask/distributed here; deployment specs (SLURM, Kubernetes) live beside thi
 from __future__ import annotations
 
 import os
-import re
 
 from distributed import Client, LocalCluster
 from distributed.security import Security
 
-
-class ClusterConnectError(RuntimeError):
-    """The scheduler cannot be reached; the message says how to fix it."""
+from cluster.errors import ClusterConnectError
+from cluster.kubernetes import daskcluster_manifest, kube_cluster
+from cluster.slurm import slurm_cluster
+from cluster.spec import ClusterSpec
 
 
 def _local_size() -> int:
@@ -34,7 +35,7 @@ def tls_security(
     if missing:
         raise ClusterConnectError(
             f"a tls:// scheduler needs the {', '.join(missing)} file(s): set PETASEG_TLS_CA, "
-            "PETASEG_TLS_CERT and PETASEG_TLS_KEY (PEM files), or pass them to make_client"
+            "PETASEG_TLS_CERT and PETASEG_TLS_KEY (PEM files), or give cluster.tls in the workflow"
         )
     for name, path in (("CA", ca), ("certificate", cert), ("key", key)):
         if not os.path.exists(path):
@@ -65,56 +66,57 @@ def tls_handshake_problem(address: str, security: Security, timeout: float) -> s
     return None
 
 
-def make_client(
-    spec: str | None = None,
-    timeout: float = 10.0,
-    security: Security | None = None,
-    dashboard: bool = True,
-) -> Client:
-    """``None``/``"local"``: a LocalCluster with one single-threaded worker process per core;
-    ``"local:N"``: N workers; ``"threads"``: in-process threads (tests, debugging);
-    ``tcp://host:port`` / ``tls://host:port``: a running scheduler."""
-    spec = (spec or "local").strip()
-    if spec == "threads" or spec.startswith("threads:"):
-        n = int(spec.split(":", 1)[1]) if ":" in spec else _local_size()
-        cluster = LocalCluster(
-            n_workers=1,
-            threads_per_worker=n,
-            processes=False,
-            dashboard_address=":0" if dashboard else None,
-        )
-        return Client(cluster)
-    m = re.fullmatch(r"local(?::(\d+))?", spec)
-    if m:
-        n = int(m.group(1)) if m.group(1) else _local_size()
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0" if dashboard else None,
-        )
-        return Client(cluster)
-    if not re.fullmatch(r"(tcp|tls)://[^\s/:]+:\d+", spec):
-        raise ClusterConnectError(
-            f"cluster spec {spec!r} not understood: use 'local', 'local:N', 'threads', "
-            "tcp://host:port or tls://host:port"
-        )
-    if spec.startswith("tls://") and security is None:
+def connect(spec: ClusterSpec) -> Client:
+    """A client for what ``spec`` names; for an embedded or deployed cluster the client owns it
+    (``client.cluster``). Close both with ``close_client`` (or use ``open_client``)."""
+    if spec.kind in ("local", "threads"):
+        return Client(_local_cluster(spec))
+    if spec.kind == "scheduler":
+        return _scheduler_client(spec)
+    if spec.kind == "slurm":
+        return Client(slurm_cluster(**spec.slurm))
+    k = dict(spec.kubernetes)
+    minimum, maximum = k.pop("minimum", 0), k.pop("maximum", 16)
+    manifest = daskcluster_manifest(n_workers=max(1, minimum), **k)
+    return Client(kube_cluster(manifest, minimum, maximum))
+
+
+def _local_cluster(spec: ClusterSpec) -> LocalCluster:
+    """One single-threaded worker process per core (``local``), or one in-process worker with a
+    thread per core (``threads``); the scheduler, its dashboard and the workers' HTTP servers
+    listen on ``spec.bind`` only."""
+    n = spec.workers or _local_size()
+    processes = spec.kind == "local"
+    return LocalCluster(
+        n_workers=n if processes else 1,
+        threads_per_worker=1 if processes else n,
+        processes=processes,
+        host=spec.bind if processes else None,  # threads talk in-process (inproc://)
+        dashboard_address=f"{spec.bind}:0" if spec.dashboard else None,
+    )
+
+
+def _scheduler_client(spec: ClusterSpec) -> Client:
+    address = spec.address or ""
+    security = None
+    if spec.tls is not None:
+        security = tls_security(spec.tls.ca, spec.tls.cert, spec.tls.key)
+    elif address.startswith("tls://"):
         security = tls_security()
     try:
-        return Client(spec, timeout=timeout, security=security)
+        return Client(address, timeout=spec.timeout, security=security)
     except (OSError, TimeoutError) as e:
-        if spec.startswith("tls://"):
-            problem = tls_handshake_problem(spec, security, timeout)
+        if address.startswith("tls://"):
+            problem = tls_handshake_problem(address, security, spec.timeout)
             if problem:
                 raise ClusterConnectError(
-                    f"the Dask scheduler at {spec} answers, but the TLS handshake fails: "
+                    f"the Dask scheduler at {address} answers, but the TLS handshake fails: "
                     f"{problem}. Check that PETASEG_TLS_CA is the CA that signed the scheduler's "
                     "certificate and that PETASEG_TLS_CERT/PETASEG_TLS_KEY are signed by the CA "
                     "the scheduler trusts"
                 ) from None
         raise ClusterConnectError(
-            f"cannot reach the Dask scheduler at {spec} within {timeout:.0f} s ({e.__class__.__name__}: "
-            f"{e}). Start one (`dask scheduler`) and check host, port and firewall, or omit "
-            "--cluster to run on an embedded LocalCluster"
+            f"cannot reach the Dask scheduler at {address} within {spec.timeout:.0f} s "
+            f"({e.__class__.__name__}: {e}). Start one (`dask scheduler`) and check host, port "
+            "and firewall, or omit --cluster to run on an embedded LocalCluster"
         ) from None

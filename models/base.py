@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .encoders import ConvEncoder, Encoder, ResNetEncoder
-from .errors import ConfigError
-from .spec import ModelSpec, check_normalization, check_output
-from .upsample import Upsample
+from models.encoders import ConvEncoder, Encoder, ResNetEncoder
+from models.errors import ConfigError
+from models.spec import ModelSpec, check_normalization, check_output
+from models.upsample import Upsample
 
 
 class Network(nn.Module):

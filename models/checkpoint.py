@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from .base import Network
-from .errors import CheckpointError, ConfigError
-from .fcn import FCN
-from .unet import UNet
+from models.base import Network
+from models.errors import CheckpointError, ConfigError
+from models.fcn import FCN
+from models.unet import UNet
 
 FORMAT = "petaseg-model"
 VERSION = 1

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .errors import ConfigError, InputError
-from .layers import ConvBlock, IntOrTuple, as_tuple, check_ndim, make_downsample
+from models.errors import ConfigError, InputError
+from models.layers import ConvBlock, IntOrTuple, as_tuple, check_ndim, make_downsample
 
 Shape = tuple[int, ...]
 

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import Network, add, build_encoder, json_config, ratio, up_growth
-from .errors import ConfigError
-from .layers import CONV, IntOrTuple
-from .upsample import Upsample
+from models.base import Network, add, build_encoder, json_config, ratio, up_growth
+from models.errors import ConfigError
+from models.layers import CONV, IntOrTuple
+from models.upsample import Upsample
 
 VARIANTS = {"32s": 1, "16s": 2, "8s": 3}
 

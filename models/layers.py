@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from models.errors import ConfigError
 
 IntOrTuple = int | Sequence[int]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError
+from models.errors import ConfigError
 
 LOSSES = ("bce", "balanced_bce", "bce_dice")
 

@@ -13,9 +13,9 @@ from itertools import product
 import numpy as np
 import torch
 
-from .base import Network
-from .errors import InputError
-from .spec import ModelSpec
+from models.base import Network
+from models.errors import InputError
+from models.spec import ModelSpec
 
 
 def normalize(raw: np.ndarray, spec: ModelSpec) -> np.ndarray:

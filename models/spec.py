@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .errors import ConfigError
+from models.errors import ConfigError
 
 OUTPUTS = ("boundary", "affinity", "logits")
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import InputError
+from models.errors import InputError
 
 NN_OFFSETS_3D = ((-1, 0, 0), (0, -1, 0), (0, 0, -1))
 NN_OFFSETS_2D = ((-1, 0), (0, -1))

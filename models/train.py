@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import AugmentConfig, Augmenter
-from .base import Network
-from .checkpoint import build_model, read_checkpoint, save_checkpoint
-from .errors import ConfigError, InputError
-from .losses import LOSSES, masked_loss
-from .metrics import average_precision, f1_score
-from .predict import normalize, predict_volume
-from .targets import affinities, boundary_map
+from models.augment import AugmentConfig, Augmenter
+from models.base import Network
+from models.checkpoint import build_model, read_checkpoint, save_checkpoint
+from models.errors import ConfigError, InputError
+from models.losses import LOSSES, masked_loss
+from models.metrics import average_precision, f1_score
+from models.predict import normalize, predict_volume
+from models.targets import affinities, boundary_map
 
 DEFAULT_MODEL = {
     "ndim": 3,
@@ -270,7 +270,7 @@ def train(
         history["val"][-1]["iteration"] = it
         log(f"iteration {it}: val loss {v['loss']:.4f} F1@0.5 {v['f1']:.4f} AP {v['ap']:.4f}")
         try:
-            from .plots import plot_curves, plot_slice
+            from models.plots import plot_curves, plot_slice
 
             plot_dir.mkdir(parents=True, exist_ok=True)
             plot_curves(history, plot_dir / "loss.png")

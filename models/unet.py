@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import Network, add, build_encoder, json_config, ratio, up_growth
-from .errors import ConfigError
-from .layers import CONV, ConvBlock, IntOrTuple
-from .upsample import Upsample
+from models.base import Network, add, build_encoder, json_config, ratio, up_growth
+from models.errors import ConfigError
+from models.layers import CONV, ConvBlock, IntOrTuple
+from models.upsample import Upsample
 
 SKIPS = ("concat", "add")
 

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError, InputError
-from .layers import CONV, CONV_T, IntOrTuple, as_tuple, check_ndim, same_padding
+from models.errors import ConfigError, InputError
+from models.layers import CONV, CONV_T, IntOrTuple, as_tuple, check_ndim, same_padding
 
 UPSAMPLING = ("nearest", "bed_of_nails", "max_unpool", "transposed", "interp_conv")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
+from pipeline.errors import InputError
 
 
 def block_contingency(
@@ -164,8 +164,8 @@ def evaluate_volumes(
 ) -> dict[str, float]:
     """Score two volumes (any URL ``open_volume`` reads) block by block: only one block of each
     and the sparse contingency table are in memory at any time."""
-    from .geometry import Roi
-    from .volume import open_volume
+    from pipeline.geometry import Roi
+    from pipeline.io.volume import open_volume
 
     seg_vol, gt_vol = open_volume(seg_url), open_volume(gt_url)
     if seg_vol.shape != gt_vol.shape:

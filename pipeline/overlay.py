@@ -12,7 +12,7 @@ import numpy as np
 def label_colours(ids: np.ndarray) -> np.ndarray:
     """A bright colour per id, the same for an id wherever it appears (a hash of the id, so
     uint64 ids need no table); 0 (background) is black."""
-    from .seg.ids import mix64
+    from pipeline.seg.ids import mix64
 
     x = mix64(ids)
     rgb = np.stack([(x >> np.uint64(s)) & np.uint64(0xFF) for s in (0, 8, 16)], axis=-1)
@@ -55,8 +55,8 @@ def volume_overlay_png(
     raw_url: str, labels: Mapping[str, str], path: str | Path, z: int | None = None
 ) -> Path:
     """Like ``section_overlay_png`` for volumes by URL; reads the one section only."""
-    from .geometry import Roi
-    from .volume import open_volume
+    from pipeline.geometry import Roi
+    from pipeline.io.volume import open_volume
 
     raw = open_volume(raw_url)
     z = raw.shape[0] // 2 if z is None else int(z)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from pipeline.volume import create_volume
+from pipeline.io.volume import create_volume
 
 
 def voronoi_labels(shape=(40, 72, 80), n=24, seed=0, anisotropy=(1.0, 1.0, 1.0)) -> np.ndarray:

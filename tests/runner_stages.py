@@ -9,9 +9,9 @@ import uuid
 
 import numpy as np
 
-from pipeline.blockwise import Block, BlockTask, run_blockwise
 from pipeline.geometry import Roi
-from pipeline.volume import create_volume, open_volume
+from pipeline.io.volume import create_volume, open_volume
+from pipeline.runner.blockwise import Block, BlockTask, run_blockwise
 
 
 def pattern(roi: Roi) -> np.ndarray:

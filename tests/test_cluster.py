@@ -2,43 +2,71 @@ import time
 
 import pytest
 
-from cluster import ClusterConnectError, make_client
-from pipeline.cli import main
+from cluster import (
+    ClusterConnectError,
+    ClusterSpec,
+    ClusterSpecError,
+    open_client,
+    parse_cluster_option,
+)
+from workflows.cli.app import main
 
 
 def test_unreachable_scheduler_is_a_clear_error():
     t0 = time.time()
+    spec = ClusterSpec(kind="scheduler", address="tcp://127.0.0.1:9", timeout=2)
     with pytest.raises(
         ClusterConnectError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"
     ):
-        make_client("tcp://127.0.0.1:9", timeout=2)
+        with open_client(spec):
+            pass
     assert time.time() - t0 < 30
 
 
 def test_bad_specs():
-    with pytest.raises(ClusterConnectError, match="not understood"):
-        make_client("slurm-please")
+    with pytest.raises(ClusterSpecError, match="not understood"):
+        parse_cluster_option("slurm-please")
+    for bad in ("local:0", "threads:abc", "local:-2"):
+        with pytest.raises(ClusterSpecError, match="positive integer"):
+            parse_cluster_option(bad)
+    with pytest.raises(ClusterSpecError, match="tcp://host:port"):
+        ClusterSpec(kind="scheduler", address="127.0.0.1:8786")
     with pytest.raises(ClusterConnectError, match="PETASEG_TLS_CA"):
-        make_client("tls://127.0.0.1:8786")
+        with open_client("tls://127.0.0.1:8786"):
+            pass
 
 
-def test_local_cluster_is_the_default():
-    client = make_client(None, dashboard=False)
-    try:
+def test_shorthands_name_the_cluster():
+    assert parse_cluster_option(None) == ClusterSpec(kind="local")
+    assert parse_cluster_option("local:3").workers == 3
+    assert parse_cluster_option("threads:2") == ClusterSpec(kind="threads", workers=2)
+    assert parse_cluster_option("tls://h:1").address == "tls://h:1"
+
+
+def test_local_cluster_is_the_default_and_closes_with_its_client():
+    with open_client(ClusterSpec(dashboard=False)) as client:
         assert len(client.scheduler_info()["workers"]) >= 1
-    finally:
-        client.close()
-        client.cluster.close()
+        cluster = client.cluster
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+    assert client.status == "closed"
+    assert cluster.status.name == "closed"
 
 
 def test_cli_reports_unreachable_scheduler(tmp_path, capsys):
+    raw = tmp_path / "in.zarr"
+    from pipeline.io.volume import create_volume
+
+    create_volume(f"{raw}/raw", (8, 8, 8), "uint8", (1, 1, 1))
     code = main(
         [
             "convert",
-            "x.h5/volumes/raw",
+            f"{raw}/raw",
             str(tmp_path / "o.zarr/r"),
             "--cluster",
             "tcp://127.0.0.1:9",
         ]
     )
     assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
+    assert "Traceback" not in err

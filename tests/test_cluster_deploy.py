@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 
 from cluster import (
+    ClusterConnectError,
+    ClusterSpec,
+    TlsFiles,
+    connect,
     daskcluster_manifest,
-    make_client,
     make_tls_files,
     slurm_job_script,
-    tls_security,
 )
-from cluster.connect import ClusterConnectError
-from pipeline.blockwise import run_blockwise
-from pipeline.volume import open_volume
+from pipeline.io.volume import open_volume
+from pipeline.runner.blockwise import run_blockwise
 from tests.cluster_procs import ProcCluster
 from tests.runner_stages import WritePattern, make_output, make_task, pattern
 
@@ -109,7 +110,7 @@ def test_tls_cluster_runs_blocks_survives_a_killed_worker_and_refuses_wrong_cert
         assert pc.address.startswith("tls://127.0.0.1:")
         pc.add_worker("cpu")
         gpu = pc.add_worker("gpu", resources="GPU=1")
-        client = make_client(pc.address, security=tls_security(tls["ca"], tls["cert"], tls["key"]))
+        client = connect(ClusterSpec(kind="scheduler", address=pc.address, tls=TlsFiles(**tls)))
         try:
             deadline = time.time() + 60
             while len(client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
@@ -138,8 +139,6 @@ def test_tls_cluster_runs_blocks_survives_a_killed_worker_and_refuses_wrong_cert
             client.close()
         other = make_tls_files(tmp_path / "other-ca")
         with pytest.raises(ClusterConnectError, match="TLS handshake fails: .*CERTIFICATE"):
-            make_client(
-                pc.address,
-                timeout=3,
-                security=tls_security(other["ca"], other["cert"], other["key"]),
+            connect(
+                ClusterSpec(kind="scheduler", address=pc.address, tls=TlsFiles(**other), timeout=3)
             )

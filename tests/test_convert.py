@@ -1,8 +1,8 @@
 import numpy as np
 
-from pipeline.cli import main
-from pipeline.volume import open_volume
+from pipeline.io.volume import open_volume
 from tests.conftest import shared_file
+from workflows.cli.app import main
 
 
 def test_h5_zarr_precomputed_zarr_is_bit_identical(tmp_path, client):
@@ -67,8 +67,8 @@ def test_cli_errors_name_the_input_and_exit_2(tmp_path, capsys):
 
 def test_convert_a_roi_keeps_world_coordinates_and_refuses_bad_boxes(tmp_path, client, capsys):
     from pipeline.geometry import Roi
+    from pipeline.io.volume import create_volume
     from pipeline.stages.convert import convert
-    from pipeline.volume import create_volume
 
     data = np.arange(40 * 50 * 60, dtype=np.uint32).reshape(40, 50, 60)
     src = create_volume(

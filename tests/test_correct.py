@@ -10,15 +10,15 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.cli import main
-from pipeline.correct_experiment import Part, evaluate
-from pipeline.correct_model import ErrorModel
-from pipeline.correct_train import label, train_model
-from pipeline.correct_truth import FragmentTruth
+from benchmarks.correct_experiment import Part, evaluate
+from pipeline.correct.classifier import ErrorModel
+from pipeline.correct.train import label, train_model
+from pipeline.correct.truth import FragmentTruth
 from pipeline.errors import InputError
-from pipeline.export_lut import Lut, lut_bytes
-from pipeline.proofread import EditLog
+from pipeline.lut import Lut, lut_bytes
+from pipeline.proofread.editlog import EditLog
 from tests.export_data import segmentation_with_errors, write_zarr
+from workflows.cli.app import main
 
 pytest.importorskip(
     "sklearn", reason="scikit-learn is not installed (pip install scikit-learn==1.9.1)"
@@ -39,7 +39,7 @@ def _case(tmp, name, seed, client):
     root = str(tmp / f"{name}.tables")
     run_graph(frag_url, bnd_url, root, block_shape=CHUNKS, client=client, progress=False)
     run_agglomerate(root, "mean", client=client, progress=False)
-    from pipeline.correct_features import run_features
+    from pipeline.correct.features import run_features
 
     run_features(frag_url, raw_url, bnd_url, root, client=client, progress=False)
     truth = FragmentTruth.from_arrays(fragments, neurons)
@@ -98,8 +98,8 @@ def test_auto_correction_on_an_unseen_volume_is_logged_and_lowers_vi(setup):
 
 
 def test_candidates_export_as_point_annotations(setup):
-    from pipeline.export import export
-    from pipeline.export_objects import ObjectParams
+    from pipeline.export.objects import ObjectParams
+    from pipeline.export.precomputed import export
 
     part, _ = setup["eval"]
     tmp = setup["tmp"]
@@ -168,7 +168,7 @@ def test_commands_train_and_correct(setup, tmp_path, capsys):
 
 
 def test_volumes_of_another_grid_are_refused(setup, tmp_path):
-    from pipeline.correct_features import run_features
+    from pipeline.correct.features import run_features
 
     part, _ = setup["eval"]
     small = write_zarr(tmp_path / "s.zarr" / "raw", np.zeros((8, 8, 8), np.uint8))

@@ -27,7 +27,7 @@ CROP = (slice(None), slice(0, 192), slice(0, 192))
 def result(tmp_path_factory, request):
     import h5py
 
-    from pipeline.correct_experiment import best_threshold, evaluate, prepare_part, train
+    from benchmarks.correct_experiment import best_threshold, evaluate, prepare_part, train
 
     client = request.getfixturevalue("client")
     path = shared_file("fib_medulla_flyem/fib_medulla_train.h5")

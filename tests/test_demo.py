@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from pipeline.volume import open_volume
+from pipeline.io.volume import open_volume
 from tests.test_workflow import ALL_STAGES
 from workflows.cli import main
 

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.cli import main
 from pipeline.errors import InputError
 from pipeline.evaluate import Contingency, block_contingency, evaluate_arrays, evaluate_volumes
-from pipeline.volume import create_volume
+from pipeline.io.volume import create_volume
 from tests.conftest import shared_file
+from workflows.cli.app import main
 
 REFERENCES = [
     # DATA.md: shipped supervoxels vs neuron ids, gt 0 ignored

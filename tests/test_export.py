@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.export import export
-from pipeline.export_lut import Lut, lut_bytes
-from pipeline.export_objects import ObjectParams
-from pipeline.export_scales import downsample_mean, downsample_mode, level_factors
+from pipeline.export.objects import ObjectParams
+from pipeline.export.precomputed import export
+from pipeline.export.scales import downsample_mean, downsample_mode, level_factors
+from pipeline.lut import Lut, lut_bytes
 from tests.export_data import image_for, voronoi_labels, write_zarr
 
 MIN_SIZE = 3000
@@ -223,7 +223,7 @@ def test_downsampling_rules():
 
 
 def test_export_command(exported, capsys):
-    from pipeline.cli import main
+    from workflows.cli.app import main
 
     seg = str(exported["tmp"] / "in.zarr" / "seg")
     out = str(exported["tmp"] / "ng_cli")

@@ -14,11 +14,11 @@ import urllib.request
 import numpy as np
 import pytest
 
-from pipeline.cli import main
-from pipeline.export import export
-from pipeline.export_objects import ObjectParams
-from pipeline.export_view import open_viewer
+from pipeline.export.objects import ObjectParams
+from pipeline.export.precomputed import export
+from pipeline.export.view import open_viewer
 from tests.export_data import image_for, voronoi_labels, write_zarr
+from workflows.cli.app import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
@@ -140,7 +140,7 @@ def test_headless_chromium_renders_the_served_segmentation(out, tmp_path, layout
 
 
 def test_server_sends_cors_and_inflates_gzip_chunks(out):
-    from pipeline.export_serve import DataServer
+    from pipeline.export.serve import DataServer
 
     gz = next((out / "segmentation" / "10_10_10").glob("*.gz"))
     with DataServer(out) as server:

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.blockgrid import BlockGrid
 from pipeline.geometry import Roi
+from pipeline.runner.grid import BlockGrid
 
 
 def test_roi_arithmetic_in_voxels_and_nm():

@@ -141,7 +141,7 @@ def _h5(path, raw, labels):
 
 
 def test_cli_trains_and_refuses_mismatched_volumes(tmp_path, capsys):
-    from pipeline.cli import main
+    from workflows.cli.app import main
 
     raw, labels = synthetic_pair((24, 16, 16))
     good, bad = tmp_path / "good.h5", tmp_path / "bad.h5"

@@ -10,8 +10,8 @@ from models.unet import UNet
 from pipeline.geometry import Roi
 from pipeline.inference.engine import EngineConfig, PatchEngine
 from pipeline.inference.patch_grid import AxisGrid, PatchGrid
+from pipeline.io.volume import create_volume, open_volume
 from pipeline.stages.predict import _gpu_workers, plan_predict, predict, predict_array
-from pipeline.volume import create_volume, open_volume
 from tests.conftest import shared_file
 
 
@@ -31,7 +31,7 @@ def write_input(url: str, raw: np.ndarray, chunks=(16, 16, 16)) -> str:
 
 @pytest.fixture(scope="module")
 def synthetic_raw() -> np.ndarray:
-    from pipeline.synthetic import make_volume
+    from pipeline.synthetic.volume import make_volume
 
     return make_volume((32, 48, 56), seed=3).raw
 
@@ -193,7 +193,7 @@ class ThreadProbe(UNet):
 def test_model_is_built_once_per_worker_and_uses_the_worker_threads(tmp_path, monkeypatch):
     from distributed import Client, LocalCluster
 
-    from pipeline import worker_cache
+    from pipeline.runner import cache as worker_cache
     from pipeline.inference import network
 
     loads = []

@@ -11,8 +11,8 @@ from models.checkpoint import save_checkpoint
 from models.spec import ModelSpec
 from models.unet import UNet
 from pipeline.errors import BlockFailures, CheckpointError, InputError
+from pipeline.io.volume import create_volume, open_volume
 from pipeline.stages.predict import plan_predict, predict, predict_array
-from pipeline.volume import create_volume, open_volume
 from tests.test_predict import tiny_net, write_input
 
 
@@ -127,7 +127,7 @@ def test_missing_or_corrupt_checkpoints_are_clear_errors(raw_url, tmp_path):
 
 
 def test_cli_runs_resumes_and_reports_errors(raw_url, tmp_path, capsys):
-    from pipeline.cli import main
+    from workflows.cli.app import main
 
     torch.manual_seed(0)
     ckpt = tmp_path / "net.pt"

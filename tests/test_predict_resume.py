@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from pipeline.blockwise import Block, run_blockwise
 from pipeline.errors import BlockFailures
+from pipeline.io.volume import open_volume
+from pipeline.runner.blockwise import Block, run_blockwise
 from pipeline.stages.predict import plan_predict, predict_array
-from pipeline.volume import open_volume
 from tests.test_predict import tiny_net, write_input
 
 PATCH = (16, 16, 16)

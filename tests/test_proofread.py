@@ -12,11 +12,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from pipeline.editlog_store import EditConflict, EditLogError
-from pipeline.editlog_versions import VersionFileError
 from pipeline.errors import InputError
-from pipeline.export_lut import Lut
-from pipeline.proofread import EditLog
+from pipeline.lut import Lut
+from pipeline.proofread.editlog import EditLog
+from pipeline.proofread.store import EditConflict, EditLogError
+from pipeline.proofread.versions import VersionFileError
 from tests.export_data import neurons_and_fragments, write_zarr
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -132,7 +132,7 @@ def test_a_crash_between_writing_and_committing_leaves_the_previous_version(worl
         f"""
         import os, sys
         sys.path.insert(0, {REPO!r})
-        from pipeline.proofread import EditLog
+        from pipeline.proofread.editlog import EditLog
         el = EditLog({str(log.path)!r})
         def crash(*args, **kwargs):
             os._exit(9)  # the process dies inside the transaction, after the version file
@@ -230,7 +230,7 @@ def test_damaged_files_give_clear_errors(world, log, tmp_path):
 
 
 def test_versions_beyond_a_snapshot_rebuild_exactly(world, log, monkeypatch):
-    import pipeline.proofread as pr
+    import pipeline.proofread.editlog as pr
 
     monkeypatch.setattr(pr, "SNAPSHOT_EVERY", 2)
     s3, s30 = world["seg_of_group"][3], world["seg_of_group"][30]
@@ -248,8 +248,8 @@ def test_versions_beyond_a_snapshot_rebuild_exactly(world, log, monkeypatch):
 
 
 def test_export_any_version_and_relabel_it(world, log, client):
+    from pipeline.io.volume import open_volume
     from pipeline.stages.relabel import run_relabel
-    from pipeline.volume import open_volume
 
     p1, p2 = _point_in(world, 1), _point_in(world, 2)
     log.split(world["seg_of_group"][1], [p1], [p2])

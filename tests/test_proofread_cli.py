@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 
-from pipeline.cli import main
-from pipeline.export_lut import load_lut
+from pipeline.lut import load_lut
 from tests.export_data import neurons_and_fragments, write_zarr
+from workflows.cli.app import main
 
 
 def test_cli_init_merge_split_undo_redo_log_export(tmp_path, client, capsys):
-    from pipeline.seg.tables import lut_root
+    from pipeline.io.tables import lut_root
     from pipeline.stages.graph import run_graph
     from pipeline.stages.segment import run_segment
 
@@ -23,7 +23,7 @@ def test_cli_init_merge_split_undo_redo_log_export(tmp_path, client, capsys):
     root = str(tmp_path / "tables")
     run_graph(frag_url, bnd_url, root, block_shape=(16, 24, 24), client=client, progress=False)
     # merge scores: the mean boundary of each edge (a one-step stand-in for agglomeration)
-    from pipeline.seg.tables import block_table, iter_block_tables, read_json, write_table
+    from pipeline.io.tables import block_table, iter_block_tables, read_json, write_table
 
     n_blocks = read_json(f"{root}/graph/meta.json")["num_blocks"]
     for b, t in iter_block_tables(root, "graph/edges", n_blocks, ["u", "v", "count", "sum"]):

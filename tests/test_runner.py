@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import blockwise
-from pipeline.blockwise import BlockTask, run_blockwise
-from pipeline.done_markers import DoneMarkers
+from pipeline.runner import blockwise
 from pipeline.errors import BlockFailures, ClusterError, InputError
-from pipeline.volume import open_volume
+from pipeline.io.volume import open_volume
+from pipeline.runner.blockwise import BlockTask, run_blockwise
+from pipeline.runner.done import DoneMarkers
 from tests.runner_stages import WritePattern, make_output, make_task, pattern
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,7 +162,7 @@ def test_failure_exits_non_zero_from_a_script(tmp_path):
     url = str(tmp_path / "s.zarr" / "p")
     code = (
         "from tests.runner_stages import *\n"
-        "from pipeline.cli_support import exit_on_failure\n"
+        "from workflows.cli.exits import exit_on_failure\n"
         "from distributed import Client, LocalCluster\n"
         "if __name__ == '__main__':\n"
         "    c = Client(LocalCluster(n_workers=1, processes=False, dashboard_address=None))\n"

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
+from pipeline.io.volume import create_volume, open_volume
 from pipeline.stages.convert import convert
-from pipeline.volume import create_volume, open_volume
 
 
 def _free_port() -> int:

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from pipeline.evaluate import evaluate_arrays
-from pipeline.seg.tables import lut_table, read_table
+from pipeline.io.tables import lut_table, read_table
+from pipeline.io.volume import open_volume
 from pipeline.stages.agglomerate import run_agglomerate
 from pipeline.stages.graph import run_graph
 from pipeline.stages.relabel import run_relabel
 from pipeline.stages.segment import run_segment, run_segmentation
-from pipeline.volume import open_volume
 from tests.conftest import shared_file
 
 THRESHOLDS = (0.7, 0.9)  # the default, and near the best on this map

@@ -8,17 +8,17 @@ import cc3d
 import numpy as np
 import pytest
 
-from pipeline.cli import main
 from pipeline.errors import BlockFailures, InputError
 from pipeline.evaluate import evaluate_arrays
+from pipeline.io.tables import lut_table, read_json, read_table, table_exists
+from pipeline.io.volume import create_volume, open_volume
 from pipeline.seg.ids import id_coords, ids_valid
-from pipeline.seg.tables import lut_table, read_json, read_table, table_exists
 from pipeline.seg.watershed import FragmentParams
 from pipeline.stages.fragments import run_fragments
 from pipeline.stages.graph import run_graph
 from pipeline.stages.segment import run_segmentation
-from pipeline.volume import create_volume, open_volume
 from tests.test_seg_algorithms import voronoi
+from workflows.cli.app import main
 
 SHAPE = (32, 48, 48)
 BLOCK = (16, 16, 16)

@@ -10,7 +10,8 @@ import pytest
 from skimage.measure import regionprops
 
 from pipeline.errors import InputError
-from pipeline.synthetic import (
+from pipeline.io.volume import open_volume
+from pipeline.synthetic.volume import (
     boundary_gt,
     make_neurons,
     make_volume,
@@ -18,7 +19,6 @@ from pipeline.synthetic import (
     render_em,
     voxel_size_for,
 )
-from pipeline.volume import open_volume
 
 SHAPE = (32, 96, 96)
 

@@ -10,9 +10,9 @@ import torch
 
 from models.tasks.checkpoint2d import load_task_model, save_task_model
 from models.tasks.detect_grid import GridDetector
-from pipeline.cli import main
 from pipeline.errors import CheckpointError
 from tests.conftest import shared_file
+from workflows.cli.app import main
 
 torch.set_num_threads(1)
 

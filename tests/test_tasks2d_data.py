@@ -100,7 +100,7 @@ def test_localization_crops_hold_one_object_and_augmentation_moves_the_box():
 def test_real_vnc_and_fib_instances():
     shared_file("drosophila_vnc_sstem/vnc_stack1.h5")
     shared_file("fib_medulla_flyem/fib_medulla_train.h5")
-    from pipeline.data2d_io import instance_data, load_preset
+    from workflows.training.data2d import instance_data, load_preset
 
     vnc = instance_data("vnc", "val")
     assert vnc.images.shape == (4, 512, 512)  # sections 16-19 at 2x downsampling
@@ -116,7 +116,7 @@ def test_real_vnc_and_fib_instances():
 def test_image_files_refuse_colour(tmp_path):
     from skimage import io
 
-    from pipeline.data2d_io import read_image, read_sections
+    from workflows.training.data2d import read_image, read_sections
 
     rgb = np.zeros((16, 16, 3), np.uint8)
     rgb[..., 0] = 200
@@ -127,7 +127,7 @@ def test_image_files_refuse_colour(tmp_path):
     io.imsave(tmp_path / "g.png", gray3, check_contrast=False)
     assert read_sections(str(tmp_path / "g.png")).shape == (1, 16, 16)
     with pytest.raises(InputError, match="unknown"):
-        from pipeline.data2d_io import preset
+        from workflows.training.data2d import preset
 
         preset("cremi")
 

@@ -20,7 +20,7 @@ SMALL = {"widths": [8, 16, 16, 32, 32]}
 @pytest.fixture(scope="module")
 def vnc_batch():
     shared_file("drosophila_vnc_sstem/vnc_stack1.h5")
-    from pipeline.data2d_io import instance_data
+    from workflows.training.data2d import instance_data
 
     data = instance_data("vnc", "val")
     images, targets = detection_batch(data, 128, 2, np.random.default_rng(1))

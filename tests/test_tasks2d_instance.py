@@ -19,7 +19,7 @@ SMALL = {"widths": [8, 16, 16, 32, 32]}
 @pytest.fixture(scope="module")
 def fib_batch():
     shared_file("fib_medulla_flyem/fib_medulla_train.h5")
-    from pipeline.data2d_io import preset_url, read_sections
+    from workflows.training.data2d import preset_url, read_sections
 
     raw = read_sections(preset_url("fib", "raw"), 0, 2)
     ids = read_sections(preset_url("fib", "labels"), 0, 2)

@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def crops():
     shared_file("drosophila_vnc_sstem/vnc_stack1.h5")
-    from pipeline.data2d_io import instance_data
+    from workflows.training.data2d import instance_data
 
     data = instance_data("vnc", "val")
     return localization_crops(data, 64, np.random.default_rng(0))

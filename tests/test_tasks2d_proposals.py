@@ -46,7 +46,7 @@ def test_selective_search_finds_the_discs():
 def test_real_vnc_section_proposals():
     shared_file("drosophila_vnc_sstem/vnc_stack1.h5")
     from models.tasks.data2d import section_targets
-    from pipeline.data2d_io import instance_data
+    from workflows.training.data2d import instance_data
 
     data = instance_data("vnc", "val")
     crop = data.images[0, :192, :192]

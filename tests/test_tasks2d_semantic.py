@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def isbi():
     shared_file("isbi2012/isbi2012_train.h5")
-    from pipeline.data2d_io import preset_url, read_sections
+    from workflows.training.data2d import preset_url, read_sections
 
     raw = read_sections(preset_url("isbi", "raw"), 0, 2)
     labels = read_sections(preset_url("isbi", "labels"), 0, 2)

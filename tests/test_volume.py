@@ -6,7 +6,7 @@ import tifffile
 
 from pipeline.errors import InputError
 from pipeline.geometry import Roi
-from pipeline.volume import create_volume, open_volume
+from pipeline.io.volume import create_volume, open_volume
 from tests.conftest import shared_file
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ClusterError, ConfigError, InputError
-from pipeline.volume import open_volume
+from pipeline.io.volume import open_volume
 from workflows.cli import main
-from workflows.cluster_spec import ClusterSpec
+from workflows.cluster_spec import ClusterSection
 from workflows.config import apply_overrides, load_config
 from workflows.run import plan_of, require_gpu_workers, run_workflow
 from workflows.schema import Workflow
@@ -110,11 +110,13 @@ def test_missing_and_unparseable_files_and_overrides(tmp_path):
 
 
 def test_cluster_specs_from_the_command_line():
-    assert ClusterSpec.from_cli("local").kind == "local"
-    assert ClusterSpec.from_cli("local:3").workers == 3
-    assert ClusterSpec.from_cli("threads:2").kind == "threads"
-    spec = ClusterSpec.from_cli("tls://10.1.2.3:8786")
-    assert (spec.kind, spec.address) == ("scheduler", "tls://10.1.2.3:8786")
+    assert ClusterSection.from_option("local").kind == "local"
+    assert ClusterSection.from_option("local:3").workers == 3
+    assert ClusterSection.from_option("threads:2").kind == "threads"
+    section = ClusterSection.from_option("tls://10.1.2.3:8786")
+    assert (section.kind, section.address) == ("scheduler", "tls://10.1.2.3:8786")
+    spec = section.spec()
+    assert (spec.kind, spec.address, spec.bind) == ("scheduler", "tls://10.1.2.3:8786", "127.0.0.1")
 
 
 def test_missing_inputs_and_models_are_refused_before_any_work(tmp_path, client):
@@ -144,13 +146,13 @@ def test_whole_pipeline_then_rerun_skips_and_a_change_reruns_downstream(tmp_path
     final = open_volume(first["outputs"]["final_segmentation"]).read()
     assert len(np.unique(final)) > 5
     # the corrected segmentation is the edit log's head, relabelled
-    from pipeline.proofread import EditLog
+    from pipeline.proofread.editlog import EditLog
 
     with EditLog(first["outputs"]["edit_log"]) as log:
         head = log.lut()
         assert all(e["author"] == "petaseg-correct" for e in log.log())
     frag = open_volume(first["outputs"]["fragments"]).read()
-    from pipeline.export_lut import apply_lut
+    from pipeline.lut import apply_lut
 
     np.testing.assert_array_equal(apply_lut(frag, head), final)
     state = json.loads(Path(first["outputs"]["viewer_state"]).read_text())

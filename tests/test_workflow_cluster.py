@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cluster import make_tls_files
-from pipeline.volume import open_volume
+from cluster import make_tls_files, open_client
+from pipeline.io.volume import open_volume
 from tests.cluster_procs import ProcCluster
-from workflows.cluster_spec import client_for_spec
 from workflows.config import load_config
 from workflows.run import run_workflow
 from workflows.schema import Workflow
@@ -54,8 +53,7 @@ def test_workflow_on_tls_cluster_with_a_killed_worker_equals_local(tmp_path):
             model,
             {"kind": "scheduler", "address": pc.address, "tls": tls},
         )
-        client = client_for_spec(wf.cluster)
-        try:
+        with open_client(wf.cluster.spec()) as client:
             deadline = time.time() + 60
             while len(client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
                 time.sleep(0.2)
@@ -70,16 +68,10 @@ def test_workflow_on_tls_cluster_with_a_killed_worker_equals_local(tmp_path):
             killer.start()
             remote = run_workflow(wf, client, progress=False)
             killer.join(timeout=30)
-        finally:
-            client.close()
         assert cpu_worker.poll() is not None, "the worker was not killed mid-run"
     local_wf = workflow(tmp_path / "local.zarr", model, {"kind": "local", "workers": 2})
-    local_client = client_for_spec(local_wf.cluster)
-    try:
+    with open_client(local_wf.cluster.spec()) as local_client:
         local = run_workflow(local_wf, local_client, progress=False)
-    finally:
-        local_client.close()
-        local_client.cluster.close()
     a = open_volume(remote["outputs"]["segmentations"][0]["segmentation"]).read()
     b = open_volume(local["outputs"]["segmentations"][0]["segmentation"]).read()
     assert len(np.unique(a)) > 5

@@ -1,20 +1,12 @@
-"""The ``cluster:`` section of a workflow and the Dask client it yields."""
+"""The ``cluster:`` section of a workflow, validated, and the ``cluster.ClusterSpec`` it names."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cluster import (
-    ClusterConnectError,
-    daskcluster_manifest,
-    kube_cluster,
-    make_client,
-    slurm_cluster,
-    tls_security,
-)
-from pipeline.errors import ClusterError
+from cluster import ClusterSpec, TlsFiles, parse_cluster_option
 
 
 class Strict(BaseModel):
@@ -49,60 +41,45 @@ class KubernetesSpec(Strict):
     tls_secret: str | None = None
 
 
-class ClusterSpec(Strict):
+class ClusterSection(Strict):
     """``kind``: local (embedded LocalCluster), threads, scheduler (an address), slurm, kubernetes."""
 
     kind: Literal["local", "threads", "scheduler", "slurm", "kubernetes"] = "local"
     workers: int | None = Field(None, ge=1, description="local/threads: number of workers")
-    address: str | None = Field(None, description="scheduler: tcp://host:port or tls://host:port")
+    address: str | None = Field(
+        None,
+        pattern=r"^(tcp|tls)://[^\s/:]+:\d+$",
+        description="scheduler: tcp://host:port or tls://host:port",
+    )
     tls: TlsSpec | None = None
     slurm: SlurmSpec | None = None
     kubernetes: KubernetesSpec | None = None
     require_gpu: bool = Field(False, description="refuse to run inference without GPU workers")
 
+    @model_validator(mode="after")
+    def _scheduler_has_an_address(self) -> ClusterSection:
+        if self.kind == "scheduler" and not self.address:
+            raise ValueError("cluster.address is required when cluster.kind is 'scheduler'")
+        return self
+
     @classmethod
-    def from_cli(cls, text: str) -> ClusterSpec:
-        """``--cluster`` shorthands: local, local:N, threads, tcp://..., tls://..."""
-        text = text.strip()
-        if text.startswith(("tcp://", "tls://")):
-            return cls(kind="scheduler", address=text)
-        if text.startswith("local"):
-            return cls(kind="local", workers=int(text.split(":")[1]) if ":" in text else None)
-        if text.startswith("threads"):
-            return cls(kind="threads", workers=int(text.split(":")[1]) if ":" in text else None)
-        raise ClusterError(
-            f"--cluster {text!r}: use local, local:N, threads, tcp://host:port or tls://host:port"
+    def from_option(cls, text: str, tls: TlsSpec | None = None) -> ClusterSection:
+        """A ``--cluster`` value (local, local:N, threads, tcp://..., tls://...)."""
+        spec = parse_cluster_option(text)
+        return cls(kind=spec.kind, workers=spec.workers, address=spec.address, tls=tls)
+
+    def spec(self) -> ClusterSpec:
+        """The ``cluster.ClusterSpec`` this section names (what ``cluster.open_client`` takes)."""
+        tls = TlsFiles(self.tls.ca, self.tls.cert, self.tls.key) if self.tls else None
+        slurm = (self.slurm or SlurmSpec()).model_dump() if self.kind == "slurm" else {}
+        kube = (
+            (self.kubernetes or KubernetesSpec()).model_dump() if self.kind == "kubernetes" else {}
         )
-
-
-def client_for_spec(spec: ClusterSpec):
-    """Connect (or start) what the spec names. The caller closes the client and its cluster."""
-    from distributed import Client
-
-    try:
-        if spec.kind == "local":
-            return make_client(f"local:{spec.workers}" if spec.workers else "local")
-        if spec.kind == "threads":
-            return make_client(f"threads:{spec.workers}" if spec.workers else "threads")
-        if spec.kind == "scheduler":
-            if not spec.address:
-                raise ClusterError("cluster.address is required when cluster.kind is 'scheduler'")
-            security = tls_security(spec.tls.ca, spec.tls.cert, spec.tls.key) if spec.tls else None
-            return make_client(spec.address, security=security)
-        if spec.kind == "slurm":
-            s = spec.slurm or SlurmSpec()
-            kw = s.model_dump(exclude={"minimum_jobs", "maximum_jobs"})
-            return Client(slurm_cluster(s.minimum_jobs, s.maximum_jobs, **kw))
-        k = spec.kubernetes or KubernetesSpec()
-        manifest = daskcluster_manifest(
-            name=k.name,
-            image=k.image,
-            n_workers=max(1, k.minimum),
-            gpus_per_worker=k.gpus_per_worker,
-            cpu=k.cpu,
-            memory=k.memory,
-            tls_secret=k.tls_secret,
+        return ClusterSpec(
+            kind=self.kind,
+            workers=self.workers,
+            address=self.address,
+            tls=tls,
+            slurm=slurm,
+            kubernetes=kube,
         )
-        return Client(kube_cluster(manifest, k.minimum, k.maximum))
-    except ClusterConnectError as e:
-        raise ClusterError(str(e)) from None

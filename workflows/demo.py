@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from .config import load_config
-from .schema import Workflow
+from workflows.config import load_config
+from workflows.schema import Workflow
 
 DEMO_YAML = Path(__file__).resolve().parent / "examples" / "demo.yaml"
 
@@ -96,10 +96,9 @@ def run_demo(
     progress: bool = True,
     overrides: list[str] | None = None,
 ) -> DemoSummary:
+    from pipeline.io.volume import open_volume
     from pipeline.overlay import volume_overlay_png
-    from pipeline.volume import open_volume
-
-    from .run import run_workflow
+    from workflows.run import run_workflow
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)

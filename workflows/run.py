@@ -16,12 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.backends.fs import filesystem
-from pipeline.done_markers import markers_root, params_hash
 from pipeline.errors import ConfigError, InputError
+from pipeline.io.fs import filesystem
 from pipeline.provenance import package_version
-
-from .schema import Workflow
+from pipeline.runner.done import markers_root, params_hash
+from workflows.schema import Workflow
 
 
 class StageLog:
@@ -78,7 +77,7 @@ def plan_of(wf: Workflow) -> list[str]:
 def check_input(wf: Workflow) -> None:
     """Open every given input now, so a missing path or a ground truth of another shape is
     refused before hours of prediction, not at the evaluation after them."""
-    from pipeline.volume import open_volume
+    from pipeline.io.volume import open_volume
 
     given = {k: getattr(wf.input, k) for k in ("raw", "boundaries", "ground_truth")}
     vols = {k: open_volume(v) for k, v in given.items() if v}
@@ -92,7 +91,7 @@ def check_input(wf: Workflow) -> None:
 
 
 def _voxels(url: str) -> int:
-    from pipeline.volume import open_volume
+    from pipeline.io.volume import open_volume
 
     vol = open_volume(url)
     return int(vol.shape[0]) * int(vol.shape[1]) * int(vol.shape[2])
@@ -119,8 +118,8 @@ def fresh_edit_log(path: Path) -> None:
     interrupted or outdated run); refuse to touch one a person has edited."""
     import shutil
 
-    from pipeline.editlog_store import versions_folder
-    from pipeline.proofread import EditLog
+    from pipeline.proofread.editlog import EditLog
+    from pipeline.proofread.store import versions_folder
     from pipeline.stages.correct import AUTHOR
 
     if not path.exists():
@@ -152,7 +151,7 @@ def require_gpu_workers(client) -> None:
 def run_workflow(wf: Workflow, client, progress: bool = True) -> dict[str, Any]:
     """Run every stage of ``wf`` on ``client``; return a summary (stage times, outputs, metrics)."""
     from pipeline.evaluate import evaluate_volumes
-    from pipeline.seg.tables import tables_root
+    from pipeline.io.tables import tables_root
     from pipeline.seg.watershed import FragmentParams
     from pipeline.stages.agglomerate import run_agglomerate
     from pipeline.stages.fragments import run_fragments
@@ -168,7 +167,7 @@ def run_workflow(wf: Workflow, client, progress: bool = True) -> dict[str, Any]:
 
     def stage_input() -> dict[str, Any]:
         if wf.input.synthetic is not None:
-            from pipeline.synthetic import make_volume
+            from pipeline.synthetic.volume import make_volume
 
             s = wf.input.synthetic
             vol = make_volume(tuple(s.shape), seed=s.seed, anisotropy=s.anisotropy)
@@ -286,7 +285,7 @@ def run_workflow(wf: Workflow, client, progress: bool = True) -> dict[str, Any]:
         edit_log = Path(st.correct.edit_log or f"{out}.edits/edit_log.sqlite")
 
         def stage_correct() -> dict[str, Any]:
-            from pipeline.proofread import EditLog
+            from pipeline.proofread.editlog import EditLog
 
             fresh_edit_log(edit_log)
             th = {
@@ -388,8 +387,8 @@ def run_workflow(wf: Workflow, client, progress: bool = True) -> dict[str, Any]:
         )["metrics"]
 
     if st.export.enabled:
-        from pipeline.export import export
-        from pipeline.export_objects import ObjectParams
+        from pipeline.export.objects import ObjectParams
+        from pipeline.export.precomputed import export
 
         target = st.export.path or f"{out[: -len('.zarr')]}.neuroglancer"
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .cluster_spec import ClusterSpec, Strict
+from workflows.cluster_spec import ClusterSection, Strict
 
 Triple = tuple[int, int, int]
 
@@ -121,7 +121,7 @@ class Workflow(Strict):
     output: str = Field(..., description="a Zarr container, e.g. out/run.zarr; stages write inside")
     model: str = "fib-boundary-v1"
     stages: Stages = Stages()
-    cluster: ClusterSpec = ClusterSpec()
+    cluster: ClusterSection = ClusterSection()
 
     @model_validator(mode="after")
     def _output_is_a_container(self) -> Workflow:

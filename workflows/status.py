@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline.backends.fs import filesystem
-from pipeline.done_markers import markers_root, progress_of
+from pipeline.io.fs import filesystem
+from pipeline.runner.done import markers_root, progress_of
 
 
 def run_status(output: str) -> dict[str, Any]:

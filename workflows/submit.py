@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.done_markers import params_hash
-
-from .schema import Workflow
+from pipeline.runner.done import params_hash
+from workflows.schema import Workflow
 
 
 def drive_workflow(config: dict[str, Any]) -> dict[str, Any]:
     """Runs on a worker: the whole workflow through a client of the same cluster."""
     from distributed import worker_client
 
-    from .run import run_workflow
+    from workflows.run import run_workflow
 
     wf = Workflow.model_validate(config)
     with worker_client() as client:

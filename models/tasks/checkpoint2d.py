@@ -8,18 +8,18 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError, ConfigError
+from models.errors import CheckpointError, ConfigError
 
 FORMAT = "petaseg-model2d"
 VERSION = 1
 
 
 def _builders() -> dict:
-    from .detect_grid import GridDetector
-    from .detect_two_stage import RCNN
-    from .localize import Localizer
-    from .semantic import SemanticNet
-    from .sliding_window import PatchClassifier
+    from models.tasks.detect_grid import GridDetector
+    from models.tasks.detect_two_stage import RCNN
+    from models.tasks.localize import Localizer
+    from models.tasks.semantic import SemanticNet
+    from models.tasks.sliding_window import PatchClassifier
 
     return {
         "semantic": lambda c: SemanticNet(**c),

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..errors import InputError
+from models.errors import InputError
 
 ISBI_CLASSES = ("cell", "membrane")
 VNC_CLASSES = ("membrane", "mitochondria", "synapse", "glia", "cytoplasm")

@@ -31,9 +31,9 @@ from torchvision.ops import (
     sigmoid_focal_loss,
 )
 
-from ..errors import ConfigError
-from .detect_two_stage import check_images, check_targets
-from .fpn import DEFAULT_ENCODER, EncoderFPN, make_encoder
+from models.errors import ConfigError
+from models.tasks.detect_two_stage import check_images, check_targets
+from models.tasks.fpn import DEFAULT_ENCODER, EncoderFPN, make_encoder
 
 DEFAULT_GRID_ANCHORS = [[12, 12], [24, 24], [48, 48]]
 

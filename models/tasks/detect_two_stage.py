@@ -23,9 +23,9 @@ from torchvision.models.detection.rpn import AnchorGenerator, RegionProposalNetw
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
-from ..errors import ConfigError, InputError
-from .fpn import DEFAULT_ENCODER, EncoderFPN, make_encoder
-from .roi_pool import MultiScaleRoIPool
+from models.errors import ConfigError, InputError
+from models.tasks.fpn import DEFAULT_ENCODER, EncoderFPN, make_encoder
+from models.tasks.roi_pool import MultiScaleRoIPool
 
 DEFAULT_ANCHORS = [[8, 12], [16, 24], [32, 48], [64, 128]]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import InputError
+from models.errors import InputError
 
 
 def default_device() -> torch.device:

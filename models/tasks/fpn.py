@@ -16,9 +16,9 @@ from torch import nn
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from ..base import build_encoder
-from ..encoders import Encoder
-from ..errors import ConfigError
+from models.base import build_encoder
+from models.encoders import Encoder
+from models.errors import ConfigError
 
 DEFAULT_ENCODER = {
     "encoder": "conv",

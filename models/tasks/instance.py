@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .detect_two_stage import RCNN
+from models.tasks.detect_two_stage import RCNN
 
 
 def build_mask_rcnn(num_classes: int, **kwargs) -> RCNN:

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, InputError
-from .fpn import make_encoder
+from models.errors import ConfigError, InputError
+from models.tasks.fpn import make_encoder
 
 LOC_ENCODER = {"widths": [16, 32, 64, 128]}
 

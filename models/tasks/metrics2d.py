@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_convert, box_iou
 
-from ..errors import InputError, PetasegError
+from models.errors import InputError, PetasegError
 
 
 def confusion_matrix(pred, target, n_classes: int, ignore_index: int | None = None) -> np.ndarray:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import InputError
-from .data2d import to_float
-from .instance import masks_to_label_image
+from models.errors import InputError
+from models.tasks.data2d import to_float
+from models.tasks.instance import masks_to_label_image
 
 
 def predict_image(model, image: np.ndarray, score_thresh: float = 0.5) -> dict:

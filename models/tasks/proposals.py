@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..errors import InputError
+from models.errors import InputError
 
 COLOUR_BINS = 25
 TEXTURE_BINS = 10

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..errors import InputError
-from .data2d import (
+from models.errors import InputError
+from models.tasks.data2d import (
     InstanceSections,
     LocalizationSet,
     detection_batch,
@@ -21,8 +21,13 @@ from .data2d import (
     semantic_batch,
     to_float,
 )
-from .fit import fit, to_device
-from .metrics2d import coco_map, confusion_matrix, localization_scores, segmentation_scores
+from models.tasks.fit import fit, to_device
+from models.tasks.metrics2d import (
+    coco_map,
+    confusion_matrix,
+    localization_scores,
+    segmentation_scores,
+)
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -50,7 +55,7 @@ def train_semantic(
     device=None,
     **model_kw,
 ):
-    from .semantic import SemanticNet
+    from models.tasks.semantic import SemanticNet
 
     rng = _rng(seed)
     norm = intensity_stats(images)
@@ -90,7 +95,7 @@ def evaluate_semantic(model, images: np.ndarray, classmaps: np.ndarray) -> dict:
 def train_patch_classifier(
     images, classmaps, class_names, iterations=300, batch=64, lr=1e-3, seed=0, log=None, device=None
 ):
-    from .sliding_window import PatchClassifier, patch_batch
+    from models.tasks.sliding_window import PatchClassifier, patch_batch
 
     rng = _rng(seed)
     norm = intensity_stats(images)
@@ -117,7 +122,7 @@ def train_localizer(
     device=None,
     **model_kw,
 ):
-    from .localize import Localizer, localization_batch
+    from models.tasks.localize import Localizer, localization_batch
 
     rng = _rng(seed)
     norm = intensity_stats(data.crops)
@@ -148,9 +153,9 @@ def evaluate_localizer(model, data: LocalizationSet) -> dict:
 def build_detection_model(kind: str, data: InstanceSections, **kw):
     """``kind``: "two_stage" (Faster R-CNN), "grid" (single shot) or "instance" (Mask R-CNN),
     on our encoder + FPN, normalised with the training sections' statistics."""
-    from .detect_grid import GridDetector, fit_anchors
-    from .detect_two_stage import build_detector
-    from .instance import build_mask_rcnn
+    from models.tasks.detect_grid import GridDetector, fit_anchors
+    from models.tasks.detect_two_stage import build_detector
+    from models.tasks.instance import build_mask_rcnn
 
     norm = intensity_stats(data.images)
     n = len(data.class_names)

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, InputError
-from ..fcn import FCN
-from ..unet import UNet
-from ..upsample import UPSAMPLING
+from models.errors import ConfigError, InputError
+from models.fcn import FCN
+from models.unet import UNet
+from models.upsample import UPSAMPLING
 
 ARCHITECTURES = ("unet", "fcn32s", "fcn16s", "fcn8s")
 DEFAULT_WIDTHS = {"unet": [16, 32, 64, 128], "fcn": [16, 32, 64, 128, 256, 512]}

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, InputError
+from models.errors import ConfigError, InputError
 
 PATCH = 34  # 34 -conv-> 32 -pool-> 16 -conv-> 14 -pool-> 7 -conv-> 5: the FC sees 5 x 5
 BEFORE = PATCH // 2 - 1  # pixels of context above/left of the labelled pixel (16)

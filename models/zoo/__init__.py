@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..base import Network
-from ..checkpoint import file_checksum, load_checkpoint
-from ..errors import CheckpointError
+from models.base import Network
+from models.checkpoint import file_checksum, load_checkpoint
+from models.errors import CheckpointError
 
 ZOO = Path(__file__).resolve().parent
 

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError
-from ..geometry import Coord, Roi
-from . import tta
-from .network import FORWARD_LOCK
-from .patch_grid import PatchGrid
-from .window import gaussian_window
+from pipeline.errors import InputError
+from pipeline.geometry import Coord, Roi
+from pipeline.inference import tta
+from pipeline.inference.network import FORWARD_LOCK
+from pipeline.inference.patch_grid import PatchGrid
+from pipeline.inference.window import gaussian_window
 
 Reader = Callable[[Roi], np.ndarray]  # voxel ROI inside the volume -> raw ((c,) z, y, x)
 

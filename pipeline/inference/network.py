@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, InputError
-from ..worker_cache import cached
-from .fuse import fold_batch_norms
+from pipeline.errors import CheckpointError, InputError
+from pipeline.inference.fuse import fold_batch_norms
+from pipeline.runner.cache import cached
 
 # One forward pass at a time per process: a worker's torch threads (or its GPU) serve one batch,
 # while the worker's other threads read and write blocks.

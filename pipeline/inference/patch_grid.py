@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import product
 
-from ..geometry import Coord, Roi
+from pipeline.geometry import Coord, Roi
 
 
 @dataclass(frozen=True)

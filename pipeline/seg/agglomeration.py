@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .rag import histogram_quantile
+from pipeline.seg.rag import histogram_quantile
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from .hashmap import grow, new_table, slot_of
+from pipeline.seg.hashmap import grow, new_table, slot_of
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

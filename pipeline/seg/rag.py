@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .contacts import block_contacts
+from pipeline.seg.contacts import block_contacts
 
 
 def region_contacts(

@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass
 import cc3d
 import numpy as np
 
-from .distance import distance_transform
-from .filters import gaussian, seeds_from_distance
-from .flood import CHUNK, flood, flood_state, interior, padded, pool_chunks, set_border
-from .scratch import scratch
-from .small import small_fragment_roots
+from pipeline.seg.distance import distance_transform
+from pipeline.seg.filters import gaussian, seeds_from_distance
+from pipeline.seg.flood import CHUNK, flood, flood_state, interior, padded, pool_chunks, set_border
+from pipeline.seg.scratch import scratch
+from pipeline.seg.small import small_fragment_roots
 
 
 @dataclass(frozen=True)

@@ -24,21 +24,21 @@ from typing import Any
 
 import numpy as np
 
-from ..blockwise import Block, BlockTask, run_blockwise
-from ..errors import InputError
-from ..geometry import Roi
-from ..seg.agglomeration import Scoring, agglomerate
-from ..seg.rag import pair_keys, reduce_edges
-from ..seg.tables import (
+from pipeline.errors import InputError
+from pipeline.geometry import Roi
+from pipeline.io.tables import (
     block_table,
     iter_block_tables,
     num_rows,
+    read_graph_meta,
     read_table,
     write_json,
     write_table,
 )
-from ..seg.unionfind import StreamingUnionFind
-from .graph import read_graph_meta
+from pipeline.runner.blockwise import Block, BlockTask, run_blockwise
+from pipeline.seg.agglomeration import Scoring, agglomerate
+from pipeline.seg.rag import pair_keys, reduce_edges
+from pipeline.seg.unionfind import StreamingUnionFind
 
 DEFAULT_MAX_GLOBAL_EDGES = 5_000_000
 DEFAULT_LOCAL_THRESHOLD = 0.5

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..blockwise import Block, BlockTask, RunReport, run_blockwise
-from ..errors import InputError
-from ..geometry import Roi
-from ..provenance import provenance
-from ..volume import create_volume, open_volume
-from ..worker_cache import cached
+from pipeline.errors import InputError
+from pipeline.geometry import Roi
+from pipeline.io.volume import create_volume, open_volume
+from pipeline.provenance import provenance
+from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
+from pipeline.runner.cache import cached
 
 
 class CopyBlock:

@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from ..correct_apply import Action, auto_correct
-from ..correct_features import run_features
-from ..correct_model import ErrorModel
-from ..correct_tables import Tables
-from ..correct_train import detect
-from ..errors import InputError
-from ..export_lut import Lut
-from ..proofread import EditLog
+from pipeline.correct.apply import Action, auto_correct
+from pipeline.correct.classifier import ErrorModel
+from pipeline.correct.features import run_features
+from pipeline.correct.tables import Tables
+from pipeline.correct.train import detect
+from pipeline.errors import InputError
+from pipeline.lut import Lut
+from pipeline.proofread.editlog import EditLog
 
 AUTHOR = "petaseg-correct"
 

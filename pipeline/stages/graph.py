@@ -16,15 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from ..blockwise import Block, BlockTask, RunReport, run_blockwise
-from ..errors import InputError
-from ..geometry import Roi
-from ..seg.contacts import block_contacts
-from ..seg.ids import ids_valid
-from ..seg.tables import block_table, read_json, write_json, write_table
-from ..volume import open_volume
-from ..worker_cache import cached
-from .fragments import DEFAULT_BLOCK, blocks_per_task, id_scheme, read_boundary
+from pipeline.errors import InputError
+from pipeline.geometry import Roi
+from pipeline.io.boundary import read_boundary
+from pipeline.io.tables import block_table, write_json, write_table
+from pipeline.io.volume import open_volume
+from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
+from pipeline.runner.cache import cached
+from pipeline.seg.contacts import block_contacts
+from pipeline.seg.ids import ids_valid
+from pipeline.stages.fragments import DEFAULT_BLOCK, blocks_per_task, id_scheme
 
 DEFAULT_BINS = 32
 
@@ -104,15 +105,6 @@ def graph_grid(fragments_url: str, block_shape: Sequence[int] | None = None) -> 
         "num_blocks": math.prod(grid_shape),
         "scheme": scheme or None,
     }
-
-
-def read_graph_meta(root: str) -> dict[str, Any]:
-    try:
-        return read_json(f"{root}/graph/meta.json")
-    except FileNotFoundError:
-        raise InputError(
-            f"no region graph under {root}: run `petaseg graph` (or `petaseg segment`) first"
-        ) from None
 
 
 def run_graph(

@@ -25,15 +25,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..blockwise import Block, BlockTask, RunReport, run_blockwise
-from ..errors import InputError
-from ..geometry import Coord, Roi
-from ..inference.engine import EngineConfig, PatchEngine
-from ..inference.network import ModelSource, pick_device, set_torch_threads
-from ..inference.patch_grid import PatchGrid
-from ..provenance import provenance
-from ..volume import create_volume, open_volume
-from ..worker_cache import cached
+from pipeline.errors import InputError
+from pipeline.geometry import Coord, Roi
+from pipeline.inference.engine import EngineConfig, PatchEngine
+from pipeline.inference.network import ModelSource, pick_device, set_torch_threads
+from pipeline.inference.patch_grid import PatchGrid
+from pipeline.io.volume import create_volume, open_volume
+from pipeline.provenance import provenance
+from pipeline.runner.blockwise import Block, BlockTask, RunReport, current_client, run_blockwise
+from pipeline.runner.cache import cached
 
 OUTPUT_DTYPES = ("uint8", "float16", "float32")
 DEFAULT_PATCH = 64
@@ -316,21 +316,10 @@ def predict(
     "bf16", "fp16" or None; CPUs always compute in float32); ``channels_last``; ``spec``.
     """
     task = plan_predict(model, input_url, output_url, **options)  # refuse bad input first
-    own = client is None
-    if own:
-        from ..cluster_bridge import make_client
-
-        client = make_client(None)
-    try:
-        if _gpu_workers(client):
-            task.resources = {"GPU": 1}
-        return run_blockwise(task, client=client, progress=progress)
-    finally:
-        if own:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+    client = client if client is not None else current_client()
+    if _gpu_workers(client):
+        task.resources = {"GPU": 1}
+    return run_blockwise(task, client=client, progress=progress)
 
 
 def predict_array(

@@ -12,13 +12,13 @@ from collections import OrderedDict
 import fastremap
 import numpy as np
 
-from ..blockwise import Block, BlockTask, RunReport, run_blockwise
-from ..errors import InputError
-from ..provenance import provenance
-from ..seg.ids import id_blocks
-from ..seg.tables import lut_table, read_json, read_table
-from ..volume import create_volume, open_volume
-from ..worker_cache import cached
+from pipeline.errors import InputError
+from pipeline.io.tables import lut_table, read_json, read_table
+from pipeline.io.volume import create_volume, open_volume
+from pipeline.provenance import provenance
+from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
+from pipeline.runner.cache import cached
+from pipeline.seg.ids import id_blocks
 
 _LUT_CACHE_SIZE = 8
 

@@ -20,30 +20,31 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..seg.ids import id_blocks
-from ..seg.tables import (
+from pipeline.errors import InputError
+from pipeline.io.tables import (
     block_table,
     iter_block_tables,
     lut_root,
     lut_table,
+    read_graph_meta,
     table_exists,
     tables_root,
     threshold_name,
     write_json,
     write_table,
 )
-from ..seg.unionfind import StreamingUnionFind
-from ..seg.watershed import FragmentParams
-from .agglomerate import (
+from pipeline.seg.ids import id_blocks
+from pipeline.seg.unionfind import StreamingUnionFind
+from pipeline.seg.watershed import FragmentParams
+from pipeline.stages.agglomerate import (
     DEFAULT_LOCAL_THRESHOLD,
     DEFAULT_MAX_GLOBAL_EDGES,
     node_ids,
     run_agglomerate,
 )
-from .fragments import run_fragments
-from .graph import DEFAULT_BINS, read_graph_meta, run_graph
-from .relabel import run_relabel
+from pipeline.stages.fragments import run_fragments
+from pipeline.stages.graph import DEFAULT_BINS, run_graph
+from pipeline.stages.relabel import run_relabel
 
 # mean boundary; sweep several with --threshold and score them on a labelled crop
 DEFAULT_THRESHOLD = 0.7

@@ -1,1 +1,0 @@
-"""Storage backends behind ``pipeline.volume.Volume``: one file per format."""

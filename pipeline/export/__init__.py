@@ -1,0 +1,24 @@
+"""Export for viewers: multiscale Neuroglancer precomputed layers, meshes and skeletons, segment
+properties, candidate annotations, the viewer state, and serving it on 127.0.0.1."""
+
+from pipeline.export.objects import ObjectParams
+from pipeline.export.precomputed import (
+    ExportResult,
+    export,
+    export_image,
+    export_segmentation,
+    read_state_file,
+)
+from pipeline.export.serve import DataServer
+from pipeline.export.view import open_viewer
+
+__all__ = [
+    "DataServer",
+    "ExportResult",
+    "ObjectParams",
+    "export",
+    "export_image",
+    "export_segmentation",
+    "open_viewer",
+    "read_state_file",
+]

@@ -1,0 +1,211 @@
+"""Export to Neuroglancer precomputed: a multiscale image layer, a multiscale segmentation layer
+(with meshes, skeletons and segment properties), the correction candidates as point
+annotations, and a viewer state.
+
+Folder layout (serve it over HTTP, or copy it to a bucket)::
+
+    <out>/image/               precomputed image, one scale per level (mean-downsampled)
+    <out>/segmentation/        precomputed labels (mode-downsampled), mesh/, skeletons/,
+                               segment_properties/
+    <out>/annotations/         candidate points (when a candidate list is given)
+    <out>/viewer_state.json    {"base": ..., "state": {...}, "url": ...}
+
+Everything volumetric runs through ``run_blockwise``, so it resumes and scales like the other
+stages; the segmentation can be given as fragments plus a lookup table (any proofreading
+version), relabelled per block on the fly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import InputError
+from pipeline.export.layers import (
+    LayerGeometry,
+    choose_chunks,
+    cloudpath,
+    create_layer,
+    levels_for,
+    write_pyramid,
+)
+from pipeline.export.objects import ObjectParams, write_objects
+from pipeline.export.scales import level_factors
+from pipeline.export.state import read_candidates, state_url, viewer_state, write_point_annotations
+from pipeline.io.volume import open_volume
+
+LOCAL_BASE = "http://127.0.0.1:8000"
+
+
+@dataclass
+class ExportResult:
+    out: str
+    layers: dict[str, str] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    url: str = ""
+    reports: list = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "out": self.out,
+            "layers": self.layers,
+            "url": self.url,
+            "seconds": self.seconds,
+            "blocks": {r.stage: r.blocks_run for r in self.reports},
+        }
+
+
+def _geometry(vol, chunks: Sequence[int] | None) -> LayerGeometry:
+    if vol.channels is not None:
+        raise InputError(
+            f"{vol.url} has {vol.channels} channels; export one channel (convert it first)"
+        )
+    return LayerGeometry(vol.shape, vol.voxel_size, vol.offset, choose_chunks(vol.shape, chunks))
+
+
+def export_image(
+    out: str, image_url: str, levels: int | None = None, chunks=None, client=None, progress=True
+) -> tuple[str, list]:
+    vol = open_volume(image_url)
+    geom = _geometry(vol, chunks)
+    factors = level_factors(
+        geom.voxel_size, geom.shape, levels_for(geom.shape, geom.chunks, levels)
+    )
+    layer = str(Path(out) / "image") if "://" not in out else f"{out.rstrip('/')}/image"
+    info = create_layer(layer, "image", vol.dtype, geom, factors)
+    return layer, write_pyramid(
+        layer, "image", info, factors, vol.url, client=client, progress=progress
+    )
+
+
+def export_segmentation(
+    out: str,
+    segmentation_url: str,
+    lut: str | None = None,
+    levels: int | None = None,
+    chunks=None,
+    objects: ObjectParams | None = None,
+    object_block: Sequence[int] = (128, 128, 128),
+    client=None,
+    progress: bool = True,
+) -> tuple[str, list, dict]:
+    """Labels (or fragments + ``lut``) -> a multiscale segmentation layer with objects."""
+    import time
+
+    vol = open_volume(segmentation_url)
+    if vol.dtype.kind not in "ui":
+        raise InputError(
+            f"{segmentation_url} is {vol.dtype}; a segmentation must hold integer labels"
+        )
+    geom = _geometry(vol, chunks)
+    factors = level_factors(
+        geom.voxel_size, geom.shape, levels_for(geom.shape, geom.chunks, levels)
+    )
+    layer = (
+        str(Path(out) / "segmentation") if "://" not in out else f"{out.rstrip('/')}/segmentation"
+    )
+    dtype = (
+        np.dtype("uint32")
+        if vol.dtype == np.dtype("uint32") and lut is None
+        else np.dtype("uint64")
+    )
+    objects = objects if objects is not None else ObjectParams()
+    extra = {"segment_properties": "segment_properties"}
+    if objects.meshes:
+        extra["mesh"] = "mesh"
+    if objects.skeletons:
+        extra["skeletons"] = "skeletons"
+    info = create_layer(layer, "segmentation", dtype, geom, factors, extra)
+    t0 = time.perf_counter()
+    reports = write_pyramid(
+        layer, "segmentation", info, factors, vol.url, lut=lut, client=client, progress=progress
+    )
+    t1 = time.perf_counter()
+    block = tuple(min(b, s) for b, s in zip(object_block, geom.shape, strict=True))
+    reports += write_objects(layer, info, objects, block, client=client, progress=progress)
+    t2 = time.perf_counter()
+    return layer, reports, {"downsample": t1 - t0, "objects": t2 - t1}
+
+
+def export(
+    out: str,
+    image_url: str | None = None,
+    segmentation_url: str | None = None,
+    lut: str | None = None,
+    candidates: str | None = None,
+    levels: int | None = None,
+    chunks: Sequence[int] | None = None,
+    objects: ObjectParams | None = None,
+    object_block: Sequence[int] = (128, 128, 128),
+    base: str = LOCAL_BASE,
+    client=None,
+    progress: bool = True,
+) -> ExportResult:
+    """Write the export folder ``out`` (see the module docstring) and its viewer state."""
+    import time
+
+    if image_url is None and segmentation_url is None:
+        raise InputError("nothing to export: give an image (--image) and/or a segmentation")
+    if lut is not None and segmentation_url is None:
+        raise InputError("--lut needs the fragments it applies to (--segmentation FRAGMENTS_URL)")
+    if "://" not in out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    result = ExportResult(out=out)
+    ref = None
+    if image_url is not None:
+        t0 = time.perf_counter()
+        layer, reports = export_image(out, image_url, levels, chunks, client, progress)
+        result.layers["image"], ref = layer, open_volume(image_url)
+        result.reports += reports
+        result.seconds["image"] = time.perf_counter() - t0
+    if segmentation_url is not None:
+        layer, reports, secs = export_segmentation(
+            out, segmentation_url, lut, levels, chunks, objects, object_block, client, progress
+        )
+        result.layers["segmentation"], ref = layer, open_volume(segmentation_url)
+        result.reports += reports
+        result.seconds.update({f"segmentation_{k}": v for k, v in secs.items()})
+    ann = None
+    if candidates is not None:
+        if "://" in out:
+            raise InputError("annotations are written to local export folders only")
+        data = read_candidates(candidates)
+        write_point_annotations(Path(out) / "annotations", data["candidates"], ref.voxel_size)
+        ann = "annotations"
+        result.layers["annotations"] = str(Path(out) / "annotations")
+    result.state = viewer_state(
+        base,
+        ref.voxel_size,
+        ref.shape,
+        ref.offset,
+        image="image" if image_url else None,
+        segmentation="segmentation" if segmentation_url else None,
+        annotations=ann,
+    )
+    result.url = state_url(result.state)
+    write_state_file(out, base, result.state)
+    return result
+
+
+def write_state_file(out: str, base: str, state: dict[str, Any]) -> None:
+    from pipeline.io.fs import filesystem, join
+
+    fs, path = filesystem(join(cloudpath(out) if "://" in out else out, "viewer_state.json"))
+    with fs.open(path, "w") as f:
+        json.dump({"base": base, "state": state, "url": state_url(state)}, f, indent=1)
+
+
+def read_state_file(out: str) -> dict[str, Any]:
+    path = Path(out) / "viewer_state.json"
+    if not path.exists():
+        raise InputError(f"{out} has no viewer_state.json; run `petaseg export` into it first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path} is not valid JSON ({e}); rerun `petaseg export`") from None

@@ -1,0 +1,119 @@
+"""Serve a local precomputed folder over HTTP on 127.0.0.1 with CORS, so a Neuroglancer page
+(from another origin, e.g. the neuroglancer Python viewer) can read it.
+
+cloud-volume stores compressed chunks as ``name.gz``; Neuroglancer asks for ``name``. The
+handler serves ``name.gz`` with ``Content-Encoding: gzip`` so the browser inflates it. The
+Neuroglancer client shipped inside the neuroglancer Python package is served under ``/ng/``,
+so a viewer page works offline: ``http://127.0.0.1:PORT/ng/#!{state}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import posixpath
+import threading
+import urllib.parse
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from pipeline.errors import InputError
+
+CLIENT_PREFIX = "/ng/"
+
+
+def neuroglancer_client_dir() -> Path:
+    """The static Neuroglancer client bundled with the neuroglancer Python package."""
+    import neuroglancer
+
+    path = Path(neuroglancer.__file__).parent / "static" / "client"
+    if not (path / "index.html").exists():
+        raise InputError(
+            f"the neuroglancer package has no bundled client at {path}; "
+            "reinstall it with `pip install --force-reinstall neuroglancer`"
+        )
+    return path
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    client_dir: str = ""
+
+    def end_headers(self) -> None:
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Headers", "x-requested-with, range")
+        self.send_header("Access-Control-Expose-Headers", "content-range, content-encoding")
+        self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 - http.server naming
+        self.send_response(204)
+        self.end_headers()
+
+    def translate_path(self, path: str) -> str:
+        clean = urllib.parse.urlsplit(path).path
+        if clean.startswith(CLIENT_PREFIX) or clean == CLIENT_PREFIX.rstrip("/"):
+            rel = posixpath.normpath(urllib.parse.unquote(clean[len(CLIENT_PREFIX) :] or "/"))
+            parts = [p for p in rel.split("/") if p not in ("", ".", "..")]
+            return os.path.join(self.client_dir, *parts) if parts else self.client_dir
+        return super().translate_path(path)
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        if not os.path.exists(path) and os.path.isfile(path + ".gz"):
+            f = open(path + ".gz", "rb")  # noqa: SIM115 - closed by copyfile's caller
+            size = os.fstat(f.fileno()).st_size
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            return f
+        return super().send_head()
+
+    def guess_type(self, path: str) -> str:
+        if path.endswith(".wasm"):
+            return "application/wasm"
+        if os.path.basename(path) in ("info",) or ":" in os.path.basename(path):
+            return "application/octet-stream"
+        return super().guess_type(path)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        return None
+
+
+class DataServer:
+    """A background HTTP server for ``root`` on ``127.0.0.1:port`` (0 = any free port)."""
+
+    def __init__(self, root: str | os.PathLike, port: int = 0, host: str = "127.0.0.1"):
+        root = Path(root)
+        if not root.is_dir():
+            raise InputError(
+                f"{root} is not a folder; serve the folder written by `petaseg export`"
+            )
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise InputError(
+                f"refusing to serve {root} on {host}: petaseg serves on 127.0.0.1 only"
+            )
+        handler = type("Handler", (_Handler,), {"client_dir": str(neuroglancer_client_dir())})
+        self.httpd = ThreadingHTTPServer(
+            (host, port), functools.partial(handler, directory=str(root))
+        )
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> DataServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> DataServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

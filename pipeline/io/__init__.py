@@ -1,0 +1,38 @@
+"""Storage: volumes by URL (one module per format behind the ``Volume`` interface), boundary maps
+as the segmentation stages read them, Parquet tables and JSON records by URL (local, s3://, gs://
+through fsspec)."""
+
+from pipeline.io.base import Volume, check_dtype
+from pipeline.io.boundary import read_boundary, to_boundary
+from pipeline.io.fs import filesystem, join
+from pipeline.io.tables import (
+    block_table,
+    read_graph_meta,
+    read_json,
+    read_table,
+    table_exists,
+    tables_root,
+    write_json,
+    write_table,
+)
+from pipeline.io.volume import create_volume, exists, open_volume
+
+__all__ = [
+    "Volume",
+    "block_table",
+    "check_dtype",
+    "create_volume",
+    "exists",
+    "filesystem",
+    "join",
+    "open_volume",
+    "read_boundary",
+    "read_graph_meta",
+    "read_json",
+    "read_table",
+    "table_exists",
+    "tables_root",
+    "to_boundary",
+    "write_json",
+    "write_table",
+]

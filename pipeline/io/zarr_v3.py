@@ -1,0 +1,241 @@
+"""Zarr v3 volumes with OME-Zarr (NGFF 0.5) multiscale metadata.
+
+A volume URL names a group whose ``ome.multiscales`` lists its scale levels; level 0 (``s0``) is
+the data. napari, neuroglancer and webknossos open such groups directly. A bare Zarr array (v2
+or v3, e.g. written by another tool) opens too, with ``resolution``/``voxel_size`` and ``offset``
+attributes read where present.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import zarr
+import zarr.errors
+
+from pipeline.errors import InputError
+from pipeline.geometry import Coord, Roi
+from pipeline.io.base import Volume
+from pipeline.io.fs import filesystem, storage_options
+
+NGFF_VERSION = "0.5"
+
+
+def _store_url(url: str) -> str:
+    return url[len("file://") :] if url.startswith("file://") else url
+
+
+def _open_node(url: str, mode: str):
+    try:
+        return zarr.open(
+            store=_store_url(url), mode=mode, storage_options=storage_options(url) or None
+        )
+    except FileNotFoundError:
+        raise InputError(
+            f"no Zarr volume at {url}: check the path (a Zarr group or array, e.g. out.zarr/raw)"
+        ) from None
+
+
+def zarr_exists(url: str) -> bool:
+    fs, path = filesystem(url)
+    return (
+        fs.exists(path + "/zarr.json")
+        or fs.exists(path + "/.zarray")
+        or fs.exists(path + "/.zgroup")
+    )
+
+
+def ngff_metadata(
+    name: str, voxel_size: Coord, offset: Coord, channels: int | None
+) -> dict[str, Any]:
+    axes = [{"name": a, "type": "space", "unit": "nanometer"} for a in "zyx"]
+    scale, translation = list(voxel_size), list(offset)
+    if channels is not None:
+        axes = [{"name": "c", "type": "channel"}, *axes]
+        scale, translation = [1, *scale], [0, *translation]
+    return {
+        "version": NGFF_VERSION,
+        "multiscales": [
+            {
+                "name": name,
+                "axes": axes,
+                "datasets": [
+                    {
+                        "path": "s0",
+                        "coordinateTransformations": [
+                            {"type": "scale", "scale": [float(s) for s in scale]},
+                            {"type": "translation", "translation": [float(t) for t in translation]},
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def split_container(url: str) -> tuple[str, str]:
+    """``s3://b/out.zarr/a/b`` -> (``s3://b/out.zarr``, ``a/b``); no ``.zarr`` part -> (url, "")."""
+    m = re.match(r"^(?P<root>.*?\.zarr)(?:/(?P<inner>.*))?$", url.rstrip("/"))
+    if not m:
+        return url.rstrip("/"), ""
+    return m.group("root"), (m.group("inner") or "").strip("/")
+
+
+def _ensure_parent_groups(url: str) -> None:
+    """Make the container and every group above the new volume, so viewers can browse to it."""
+    root, inner = split_container(url)
+    if not inner:
+        return
+    opts = storage_options(url) or None
+    parts = inner.split("/")[:-1]
+    for i in range(len(parts) + 1):
+        path = "/".join([root, *parts[:i]])
+        if not zarr_exists(path):
+            zarr.open_group(store=_store_url(path), mode="a", zarr_format=3, storage_options=opts)
+
+
+class ZarrVolume(Volume):
+    def __init__(
+        self, url: str, mode: str, group, array, voxel_size: Coord, offset: Coord, channels
+    ):
+        self.url, self.mode = url, mode
+        self._group, self._array = group, array
+        self.channels = channels
+        self.shape = tuple(int(s) for s in array.shape[-3:])
+        self.dtype = np.dtype(array.dtype)
+        self.voxel_size, self.offset = voxel_size, offset
+        self.chunks = tuple(int(c) for c in array.chunks[-3:])
+        shards = getattr(array, "shards", None)
+        self.shards = tuple(int(s) for s in shards[-3:]) if shards else None
+        self.writable = mode != "r"
+
+    @classmethod
+    def open(cls, url: str, mode: str = "r") -> ZarrVolume:
+        url = url.rstrip("/")
+        node = _open_node(url, "r" if mode == "r" else "r+")
+        if isinstance(node, zarr.Group):
+            ome = node.attrs.get("ome") or {}
+            multiscales = ome.get("multiscales") or node.attrs.get("multiscales")
+            if not multiscales:
+                names = sorted(k for k, _ in node.arrays())
+                raise InputError(
+                    f"{url} is a Zarr group without OME-Zarr multiscales metadata; name one of its "
+                    f"arrays in the URL, e.g. {url}/{names[0] if names else '<array>'}"
+                )
+            ms = multiscales[0]
+            dataset = ms["datasets"][0]
+            try:
+                array = node[dataset["path"]]
+            except KeyError:
+                raise InputError(
+                    f"{url}: multiscale level {dataset['path']!r} is missing"
+                ) from None
+            axes = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
+            scale, translation = None, None
+            for t in dataset.get("coordinateTransformations", []):
+                if t["type"] == "scale":
+                    scale = t["scale"]
+                elif t["type"] == "translation":
+                    translation = t["translation"]
+            spatial = len(axes) - (1 if axes and axes[0] == "c" else 0) if axes else array.ndim
+            voxel_size = tuple(int(round(s)) for s in (scale or [1] * array.ndim)[-3:])
+            offset = tuple(int(round(t)) for t in (translation or [0] * array.ndim)[-3:])
+            channels = int(array.shape[0]) if array.ndim == 4 else None
+            if spatial != 3 or array.ndim not in (3, 4):
+                raise InputError(f"{url}: expected 3 spatial axes (z, y, x), found axes {axes}")
+            return cls(url, mode, node, array, voxel_size, offset, channels)
+        array = node
+        if array.ndim not in (3, 4):
+            raise InputError(
+                f"{url}: expected a 3D (z, y, x) or 4D (c, z, y, x) array, got {array.ndim} dimensions "
+                f"(shape {array.shape})"
+            )
+        attrs = dict(array.attrs)
+        voxel_size = tuple(
+            int(v) for v in attrs.get("voxel_size", attrs.get("resolution", (1, 1, 1)))
+        )
+        offset = tuple(int(v) for v in attrs.get("offset", (0, 0, 0)))
+        channels = int(array.shape[0]) if array.ndim == 4 else None
+        return cls(url, mode, None, array, voxel_size, offset, channels)
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        shape: Coord,
+        dtype: np.dtype,
+        voxel_size: Coord,
+        offset: Coord,
+        chunks: Coord,
+        shards: Coord | None,
+        channels: int | None,
+        attrs: dict | None,
+    ) -> ZarrVolume:
+        url = url.rstrip("/")
+        opts = storage_options(url) or None
+        _ensure_parent_groups(url)
+        try:
+            group = zarr.open_group(
+                store=_store_url(url), mode="w-", zarr_format=3, storage_options=opts
+            )
+        except (zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError, FileExistsError):
+            raise InputError(
+                f"{url} already exists; remove it or choose another output URL"
+            ) from None
+        lead = () if channels is None else (channels,)
+        array = group.create_array(
+            "s0",
+            shape=(*lead, *shape),
+            dtype=dtype,
+            chunks=(*lead, *chunks),
+            shards=(*lead, *shards) if shards else None,
+            fill_value=0,
+            dimension_names=(("c",) if channels is not None else ()) + ("z", "y", "x"),
+        )
+        name = url.rsplit("/", 1)[-1]
+        group.attrs.update(
+            {"ome": ngff_metadata(name, voxel_size, offset, channels), **(attrs or {})}
+        )
+        return cls(url, "a", group, array, voxel_size, offset, channels)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        node = self._group if self._group is not None else self._array
+        return {k: v for k, v in node.attrs.items() if k != "ome"}
+
+    def set_attrs(self, **attrs: Any) -> None:
+        if not self.writable:
+            super().set_attrs(**attrs)
+        node = self._group if self._group is not None else self._array
+        node.attrs.update(attrs)
+
+    def _index(self, vroi: Roi) -> tuple[slice, ...]:
+        lead = () if self.channels is None else (slice(None),)
+        return (*lead, *vroi.to_slices())
+
+    def _read_voxels(self, vroi: Roi) -> np.ndarray:
+        return np.asarray(self._array[self._index(vroi)])
+
+    def _write_voxels(self, vroi: Roi, data: np.ndarray) -> None:
+        self._array[self._index(vroi)] = data
+
+    def nbytes_on_disk(self) -> int | None:
+        fs, path = filesystem(self.url)
+        try:
+            return int(fs.du(path))
+        except Exception:
+            return None
+
+
+def chunk_grid_check(vol: Volume, block_shape_nm: Sequence[int]) -> None:
+    """Refuse block shapes that would make two blocks write one chunk (or shard)."""
+    grid = vol.chunk_roi_shape
+    if any(b % g for b, g in zip(block_shape_nm, grid, strict=True)):
+        raise InputError(
+            f"block shape {tuple(block_shape_nm)} nm is not a multiple of the output's write grid "
+            f"{grid} nm ({'shards' if vol.shards else 'chunks'} of {vol.shards or vol.chunks} voxels) "
+            f"of {vol.url}; choose a multiple"
+        )

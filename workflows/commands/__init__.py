@@ -1,1 +1,0 @@
-"""Workflow-level CLI commands (demo, run, submit, status)."""
