@@ -124,11 +124,14 @@ def petaseg_quality(b: np.ndarray, gt: np.ndarray, vs, tmp: str, client) -> tupl
     from pipeline.io.tables import lut_table, read_table
     from pipeline.io.volume import create_volume, open_volume
     from pipeline.stages.relabel import apply_lut
-    from pipeline.stages.segment import run_segment, run_segmentation
+    from pipeline.stages.segment import run_segment
+    from workflows.run import segment_boundaries
+    from workflows.schema import SegmentStage, Stages
 
     vol = create_volume(f"{tmp}/q.zarr/boundary", b.shape, "float32", vs, chunks=(64, 64, 64))
     vol.write(vol.roi, b)
-    r = run_segmentation(vol.url, f"{tmp}/q.zarr/seg", [0.5], client=client, progress=False)
+    stages = Stages(segment=SegmentStage(thresholds=[0.5]))
+    r = segment_boundaries(vol.url, f"{tmp}/q.zarr/seg", stages, client, progress=False)
     frag = open_volume(r["fragments_url"]).read()
     grid = int(np.prod(open_volume(r["fragments_url"]).attrs["petaseg_fragments"]["grid_shape"]))
     results = []

@@ -193,8 +193,8 @@ class ThreadProbe(UNet):
 def test_model_is_built_once_per_worker_and_uses_the_worker_threads(tmp_path, monkeypatch):
     from distributed import Client, LocalCluster
 
-    from pipeline.runner import cache as worker_cache
     from pipeline.inference import network
+    from pipeline.runner import cache as worker_cache
 
     loads = []
     original = network.ModelSource._load

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.runner import blockwise
 from pipeline.errors import BlockFailures, ClusterError, InputError
 from pipeline.io.volume import open_volume
+from pipeline.runner import blockwise
 from pipeline.runner.blockwise import BlockTask, run_blockwise
 from pipeline.runner.done import DoneMarkers
 from tests.runner_stages import WritePattern, make_output, make_task, pattern

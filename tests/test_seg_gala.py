@@ -12,8 +12,9 @@ from pipeline.io.volume import open_volume
 from pipeline.stages.agglomerate import run_agglomerate
 from pipeline.stages.graph import run_graph
 from pipeline.stages.relabel import run_relabel
-from pipeline.stages.segment import run_segment, run_segmentation
+from pipeline.stages.segment import run_segment
 from tests.conftest import shared_file
+from tests.segmenting import segment
 
 THRESHOLDS = (0.7, 0.9)  # the default, and near the best on this map
 SINGLE = (50, 100, 200)  # the whole volume in one block
@@ -25,15 +26,15 @@ def runs(tmp_path_factory, client):
     d = tmp_path_factory.mktemp("gala")
     segs = {}
     for block in (SINGLE, (64, 64, 64), (32, 32, 32)):
-        r = run_segmentation(
+        r = segment(
             f"{h5}/volumes/predictions/boundary",
             str(d / f"b{block[2]}.zarr/seg"),
             list(THRESHOLDS),
-            block_shape=block,
+            block=block,
             client=client,
             progress=False,
         )
-        segs[block] = [open_volume(s["output"]).read() for s in r["segmentations"]]
+        segs[block] = [open_volume(s["segmentation"]).read() for s in r["segmentations"]]
     gt = open_volume(f"{h5}/volumes/labels/neuron_ids").read()
     return segs, gt
 

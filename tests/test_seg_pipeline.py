@@ -16,7 +16,7 @@ from pipeline.seg.ids import id_coords, ids_valid
 from pipeline.seg.watershed import FragmentParams
 from pipeline.stages.fragments import run_fragments
 from pipeline.stages.graph import run_graph
-from pipeline.stages.segment import run_segmentation
+from tests.segmenting import segment
 from tests.test_seg_algorithms import voronoi
 from workflows.cli.app import main
 
@@ -42,9 +42,7 @@ def synthetic(tmp_path_factory):
 def segmented(synthetic, client):
     d, lab, _, url = synthetic
     out = str(d / "out.zarr/seg")
-    result = run_segmentation(
-        url, out, [0.3, 0.7], PARAMS, BLOCK, CONTEXT, client=client, progress=False
-    )
+    result = segment(url, out, [0.3, 0.7], PARAMS, BLOCK, CONTEXT, client=client)
     return result, lab
 
 
@@ -52,7 +50,7 @@ def test_segmentation_recovers_cells(segmented):
     result, lab = segmented
     frag = open_volume(result["fragments_url"]).read()
     before = evaluate_arrays(frag, lab)
-    after = evaluate_arrays(open_volume(result["segmentations"][1]["output"]).read(), lab)
+    after = evaluate_arrays(open_volume(result["segmentations"][1]["segmentation"]).read(), lab)
     assert before["vi_split"] > 0.3 and before["vi_merge"] < 0.05  # over-segmented fragments
     assert after["vi_sum"] < 0.1  # agglomeration at 0.7 recovers the cells
 
@@ -60,8 +58,8 @@ def test_segmentation_recovers_cells(segmented):
 def test_rerun_skips_every_block_and_changes_nothing(segmented, synthetic, client):
     result, _ = segmented
     d, _, _, url = synthetic
-    before = [open_volume(s["output"]).read() for s in result["segmentations"]]
-    again = run_segmentation(
+    before = [open_volume(s["segmentation"]).read() for s in result["segmentations"]]
+    again = segment(
         url,
         str(d / "out.zarr/seg"),
         [0.3, 0.7],
@@ -69,12 +67,11 @@ def test_rerun_skips_every_block_and_changes_nothing(segmented, synthetic, clien
         BLOCK,
         CONTEXT,
         client=client,
-        progress=False,
     )
     assert again["fragments"]["blocks_run"] == 0 and again["graph"]["blocks_run"] == 0
     assert again["fragments"]["blocks_skipped"] == again["fragments"]["blocks_total"] == 18
     for s, b in zip(again["segmentations"], before, strict=True):
-        np.testing.assert_array_equal(open_volume(s["output"]).read(), b)
+        np.testing.assert_array_equal(open_volume(s["segmentation"]).read(), b)
 
 
 def test_ids_unique_across_blocks(segmented):
@@ -118,14 +115,14 @@ def test_lookup_tables_cover_every_fragment_and_relabel_equals_memory(segmented)
         order = np.argsort(fr)
         idx = np.minimum(np.searchsorted(fr[order], frag), len(fr) - 1)
         in_memory = np.where(frag > 0, sg[order][idx], 0)  # the table, whole volume at once
-        np.testing.assert_array_equal(open_volume(s["output"]).read(), in_memory)
+        np.testing.assert_array_equal(open_volume(s["segmentation"]).read(), in_memory)
         assert s["segments"] == len(np.unique(sg))
 
 
 def test_two_level_agglomeration_matches_global(synthetic, segmented, client):
     d, lab, _, url = synthetic
     result, _ = segmented
-    two = run_segmentation(
+    two = segment(
         url,
         str(d / "two.zarr/seg"),
         [0.7],
@@ -135,13 +132,12 @@ def test_two_level_agglomeration_matches_global(synthetic, segmented, client):
         max_global_edges=0,
         local_threshold=0.3,
         client=client,
-        progress=False,
     )
     info = two["agglomerate"]
     assert info["scheme"] == "two-level"
     assert info["clusters_after_local"] < info["fragments"]
-    glob = open_volume(result["segmentations"][1]["output"]).read()
-    seg2 = open_volume(two["segmentations"][0]["output"]).read()
+    glob = open_volume(result["segmentations"][1]["segmentation"]).read()
+    seg2 = open_volume(two["segmentations"][0]["segmentation"]).read()
     assert evaluate_arrays(seg2, glob, ignore_gt_zero=False)["vi_sum"] < 0.05
 
 
@@ -204,46 +200,38 @@ def test_uint8_is_scaled_and_affinities_accepted(synthetic, tmp_path, client):
     q = np.round(bnd * 255).astype(np.uint8)
     u8 = _volume(tmp_path, "u8", q)
     f32 = _volume(tmp_path, "f32", (q / 255.0).astype(np.float32))
-    a = run_segmentation(
-        u8, str(tmp_path / "o.zarr/a"), [0.5], PARAMS, client=client, progress=False
-    )
-    b = run_segmentation(
-        f32, str(tmp_path / "o.zarr/b"), [0.5], PARAMS, client=client, progress=False
-    )
+    a = segment(u8, str(tmp_path / "o.zarr/a"), [0.5], PARAMS, client=client)
+    b = segment(f32, str(tmp_path / "o.zarr/b"), [0.5], PARAMS, client=client)
     np.testing.assert_array_equal(
-        open_volume(a["segmentations"][0]["output"]).read(),
-        open_volume(b["segmentations"][0]["output"]).read(),
+        open_volume(a["segmentations"][0]["segmentation"]).read(),
+        open_volume(b["segmentations"][0]["segmentation"]).read(),
     )
     affs = np.stack([1 - bnd] * 3)
     aff_url = _volume(tmp_path, "affs", affs, channels=3)
-    c = run_segmentation(
-        aff_url, str(tmp_path / "o.zarr/c"), [0.5], PARAMS, client=client, progress=False
-    )
+    c = segment(aff_url, str(tmp_path / "o.zarr/c"), [0.5], PARAMS, client=client)
     assert c["segmentations"][0]["segments"] > 1
 
 
 def test_all_boundary_gives_empty_segmentation_and_no_boundary_one_segment(tmp_path, client):
     ones = _volume(tmp_path, "ones", np.ones((16, 16, 16), np.float32))
-    r = run_segmentation(
+    r = segment(
         ones,
         str(tmp_path / "e.zarr/a"),
         [0.5],
-        block_shape=(8, 8, 8),
+        block=(8, 8, 8),
         client=client,
-        progress=False,
     )
-    assert not open_volume(r["segmentations"][0]["output"]).read().any()
+    assert not open_volume(r["segmentations"][0]["segmentation"]).read().any()
     assert r["segmentations"][0]["fragments"] == 0
     zeros = _volume(tmp_path, "zeros", np.zeros((16, 16, 16), np.float32))
-    r = run_segmentation(
+    r = segment(
         zeros,
         str(tmp_path / "e.zarr/b"),
         [0.5],
-        block_shape=(8, 8, 8),
+        block=(8, 8, 8),
         client=client,
-        progress=False,
     )
-    seg = open_volume(r["segmentations"][0]["output"]).read()
+    seg = open_volume(r["segmentations"][0]["segmentation"]).read()
     assert seg.min() > 0 and len(np.unique(seg)) == 1
 
 

@@ -12,8 +12,9 @@ from pipeline.io.volume import open_volume
 from workflows.cli import main
 from workflows.cluster_spec import ClusterSection
 from workflows.config import apply_overrides, load_config
-from workflows.run import plan_of, require_gpu_workers, run_workflow
+from workflows.run import run_workflow
 from workflows.schema import Workflow
+from workflows.steps import correction_model, plan_of, require_gpu_workers
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "workflows" / "examples"
 # every stage of a workflow with raw input, ground truth, correction and export, in order
@@ -50,7 +51,6 @@ def small(out: Path, **stages) -> dict:
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_example_workflow_validates(path):
-    from workflows.run import correction_model
 
     wf = load_config(Workflow, path)
     assert Path(correction_model(wf.stages.correct.model)).is_file()  # a shipped model
@@ -138,7 +138,7 @@ def test_require_gpu_refuses_a_cpu_only_cluster(client):
 def test_whole_pipeline_then_rerun_skips_and_a_change_reruns_downstream(tmp_path, client):
     wf = load_config(Workflow, None, data=small(tmp_path))
     first = run_workflow(wf, client, progress=False)
-    assert list(first["stages"]) == ALL_STAGES == plan_of(wf)
+    assert list(first["stages"]) == ALL_STAGES == [s.name for s in plan_of(wf)]
     assert not any(t["skipped"] for t in first["stages"].values())
     segs = first["outputs"]["segmentations"]
     assert [s["corrected"] for s in segs] == [False, False, True]

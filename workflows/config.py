@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from pipeline.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -34,8 +36,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def format_validation_error(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid workflow"]
+def format_validation_error(error: ValidationError, source: str, what: str = "workflow") -> str:
+    lines = [f"{source}: invalid {what}"]
     for e in error.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
@@ -45,6 +47,14 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         else:
             lines.append(f"  {where}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
+
+
+def validated(model: type[M], source: str, **values: Any) -> M:
+    """``model`` validated from ``values``; a wrong value is a ConfigError naming its key path."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source, "values")) from None
 
 
 def load_config(

@@ -69,7 +69,9 @@ class GraphStage(Strict):
 
 class AgglomerateStage(Strict):
     scoring: str = Field("mean", pattern=r"^(mean|median|quantile:0?\.\d+)$")
-    max_global_edges: int = Field(5_000_000, ge=1)
+    max_global_edges: int = Field(
+        5_000_000, ge=0, description="above this many edges (0: always), two levels"
+    )
     local_threshold: float = Field(0.5, gt=0.0, lt=1.0)
 
 

@@ -8,12 +8,14 @@ worker loads one small table per block, not the whole lookup table.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
 
 import fastremap
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.io.tables import lut_table, read_json, read_table
+from pipeline.io.tables import lut_table, read_json, read_table, threshold_name
 from pipeline.io.volume import create_volume, open_volume
 from pipeline.provenance import provenance
 from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
@@ -145,3 +147,40 @@ def run_relabel(
         grid_origin=out.offset,
     )
     return run_blockwise(task, client=client, progress=progress)
+
+
+def output_for(output_url: str, threshold: float, several: bool) -> str:
+    """The segmentation volume of a threshold: ``output_url`` itself, or with ``_t<T>`` appended
+    when several thresholds are written."""
+    return f"{output_url.rstrip('/')}_{threshold_name(threshold)}" if several else output_url
+
+
+def relabel_luts(
+    fragments_url: str,
+    luts: Sequence[dict[str, Any]],
+    output_url: str,
+    client=None,
+    progress: bool = True,
+    corrected: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One segmentation per lookup table of the segment stage (``output_url``, or
+    ``<output_url>_t<T>`` for several thresholds), plus ``<output_url>_corrected`` from the
+    corrected lookup table when given; returns what was written, one record per volume."""
+    several = len(luts) > 1
+    jobs = [(output_for(output_url, info["threshold"], several), info, False) for info in luts]
+    if corrected is not None:
+        jobs.append((f"{output_url.rstrip('/')}_corrected", corrected, True))
+    written = []
+    for target, info, is_corrected in jobs:
+        run_relabel(fragments_url, info["lut"], target, client, progress)
+        written.append(
+            {
+                "threshold": info["threshold"],
+                "lut": info["lut"],
+                "corrected": is_corrected,
+                "segmentation": target,
+                "segments": info.get("segments"),
+                "fragments": info.get("fragments"),
+            }
+        )
+    return written

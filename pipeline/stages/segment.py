@@ -28,23 +28,12 @@ from pipeline.io.tables import (
     lut_table,
     read_graph_meta,
     table_exists,
-    tables_root,
-    threshold_name,
     write_json,
     write_table,
 )
 from pipeline.seg.ids import id_blocks
 from pipeline.seg.unionfind import StreamingUnionFind
-from pipeline.seg.watershed import FragmentParams
-from pipeline.stages.agglomerate import (
-    DEFAULT_LOCAL_THRESHOLD,
-    DEFAULT_MAX_GLOBAL_EDGES,
-    node_ids,
-    run_agglomerate,
-)
-from pipeline.stages.fragments import run_fragments
-from pipeline.stages.graph import DEFAULT_BINS, run_graph
-from pipeline.stages.relabel import run_relabel
+from pipeline.stages.agglomerate import node_ids
 
 # mean boundary; sweep several with --threshold and score them on a labelled crop
 DEFAULT_THRESHOLD = 0.7
@@ -95,57 +84,3 @@ def run_segment(root: str, thresholds: Sequence[float]) -> list[dict[str, Any]]:
         write_json(f"{lut}/meta.json", {**info, "scheme": scheme})
         out.append(info)
     return out
-
-
-def output_for(output_url: str, threshold: float, several: bool) -> str:
-    """The segmentation volume of a threshold: ``output_url`` itself, or with ``_t<T>`` appended
-    when several thresholds are written."""
-    return f"{output_url.rstrip('/')}_{threshold_name(threshold)}" if several else output_url
-
-
-def fragments_for(output_url: str) -> str:
-    return f"{output_url.rstrip('/')}_fragments"
-
-
-def run_segmentation(
-    boundaries_url: str,
-    output_url: str,
-    thresholds: Sequence[float] = (DEFAULT_THRESHOLD,),
-    fragment_params: FragmentParams | None = None,
-    block_shape: Sequence[int] | None = None,
-    context: Sequence[int] | None = None,
-    scoring: str = "mean",
-    nbins: int = DEFAULT_BINS,
-    max_global_edges: int = DEFAULT_MAX_GLOBAL_EDGES,
-    local_threshold: float = DEFAULT_LOCAL_THRESHOLD,
-    fragments_url: str | None = None,
-    tables: str | None = None,
-    client=None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """fragments -> graph -> agglomerate -> lookup tables -> relabel, each stage resumable.
-
-    Fragments go to ``<output>_fragments`` and tables beside the Zarr container (see
-    ``tables_root``) unless given."""
-    fragments_url = fragments_url or fragments_for(output_url)
-    root = tables or tables_root(output_url)
-    reports: dict[str, Any] = {}
-    reports["fragments"] = run_fragments(
-        boundaries_url, fragments_url, fragment_params, block_shape, context, client, progress
-    ).as_dict()
-    reports["graph"] = run_graph(
-        fragments_url, boundaries_url, root, nbins, client=client, progress=progress
-    ).as_dict()
-    reports["agglomerate"] = run_agglomerate(
-        root, scoring, max_global_edges, local_threshold, client, progress
-    )
-    luts = run_segment(root, thresholds)
-    several = len(luts) > 1
-    outputs = []
-    for info in luts:
-        out = output_for(output_url, info["threshold"], several)
-        run_relabel(fragments_url, info["lut"], out, client, progress)
-        outputs.append({**info, "output": out})
-    reports["segmentations"] = outputs
-    reports["fragments_url"], reports["tables"] = fragments_url, root
-    return reports

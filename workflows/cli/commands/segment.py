@@ -100,25 +100,31 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
     ) -> None:
         """Boundary map -> fragments -> region graph -> agglomeration -> segmentation(s).
         Every stage is resumable: rerun the same command to finish an interrupted run."""
-        from pipeline.stages.segment import DEFAULT_THRESHOLD, run_segmentation
+        from pipeline.stages.segment import DEFAULT_THRESHOLD
+        from workflows.config import validated
+        from workflows.run import segment_boundaries
+        from workflows.schema import Stages
 
         params = fragment_params(ws_threshold, sigma_seeds, sigma_weights, alpha, min_size, mode)
+        stages = validated(
+            Stages,
+            "petaseg segment options",
+            fragments={
+                **params.as_dict(),
+                "block": parse_zyx(block, "block"),
+                "context": parse_context(context),
+            },
+            graph={"bins": bins},
+            agglomerate={
+                "scoring": scoring,
+                "max_global_edges": max_global_edges,
+                "local_threshold": local_threshold,
+            },
+            segment={"thresholds": parse_thresholds(threshold, DEFAULT_THRESHOLD)},
+        )
         with client_for(cluster) as client:
-            result = run_segmentation(
-                boundaries,
-                output,
-                parse_thresholds(threshold, DEFAULT_THRESHOLD),
-                params,
-                parse_zyx(block, "block"),
-                parse_context(context),
-                scoring,
-                bins,
-                max_global_edges,
-                local_threshold,
-                fragments,
-                tables,
-                client=client,
-                progress=not as_json,
+            result = segment_boundaries(
+                boundaries, output, stages, client, not as_json, fragments, tables
             )
         if as_json:
             print_json(result)
@@ -126,7 +132,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             for s in result["segmentations"]:
                 print(
                     f"segment: threshold {s['threshold']:g}: {s['segments']} segments from "
-                    f"{s['fragments']} fragments -> {s['output']}"
+                    f"{s['fragments']} fragments -> {s['segmentation']}"
                 )
 
     @app.command()
@@ -200,17 +206,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
     ) -> None:
         """Lookup tables at the thresholds (connected components of edges under them), then
         the segmentation, blockwise."""
-        from pipeline.stages.relabel import run_relabel
-        from pipeline.stages.segment import DEFAULT_THRESHOLD, output_for, run_segment
+        from pipeline.stages.relabel import relabel_luts
+        from pipeline.stages.segment import DEFAULT_THRESHOLD, run_segment
 
         luts = run_segment(tables, parse_thresholds(threshold, DEFAULT_THRESHOLD))
         with client_for(cluster) as client:
-            for info in luts:
-                out = output_for(output, info["threshold"], len(luts) > 1)
-                run_relabel(fragments, info["lut"], out, client)
+            for s in relabel_luts(fragments, luts, output, client):
                 print(
-                    f"relabel: threshold {info['threshold']:g}: "
-                    f"{info['segments']} segments -> {out}"
+                    f"relabel: threshold {s['threshold']:g}: "
+                    f"{s['segments']} segments -> {s['segmentation']}"
                 )
 
     @app.command()

@@ -1,0 +1,64 @@
+"""The input step: the EM (and ground truth) the workflow names, or a synthetic volume written
+beside the outputs; every given input is opened before any work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.errors import InputError
+from pipeline.io.volume import open_volume
+from pipeline.synthetic.volume import make_volume
+from workflows.schema import InputSpec
+from workflows.steps.segmentation import voxels
+from workflows.steps.step import RunContext, Step
+
+
+def check_input(spec: InputSpec) -> None:
+    """Open every given input now, so a missing path or a ground truth of another shape is
+    refused before hours of prediction, not at the evaluation after them."""
+    given = {k: getattr(spec, k) for k in ("raw", "boundaries", "ground_truth")}
+    shapes = {k: tuple(open_volume(v).shape) for k, v in given.items() if v}
+    if len(set(shapes.values())) > 1:
+        raise InputError(
+            "the workflow's inputs have different shapes: "
+            + ", ".join(f"input.{k} {given[k]} {s}" for k, s in shapes.items())
+            + "; give volumes of one grid"
+        )
+
+
+def read_input(spec: InputSpec, output: str) -> dict[str, Any]:
+    """The input step's record for ``spec``; a synthetic volume is written to ``<output>/input``."""
+    if spec.synthetic is not None:
+        s = spec.synthetic
+        vol = make_volume(tuple(s.shape), seed=s.seed, anisotropy=s.anisotropy)
+        written = vol.write_zarr(f"{output}/input", exist_ok=True)
+        return {
+            "raw": written["raw"],
+            "boundaries": None,
+            "ground_truth": written["labels"],
+            "voxels": vol.raw.size,
+        }
+    check_input(spec)
+    return {
+        "raw": spec.raw,
+        "boundaries": spec.boundaries,
+        "ground_truth": spec.ground_truth,
+        "voxels": voxels(spec.raw or spec.boundaries),
+    }
+
+
+def input_config(ctx: RunContext) -> dict[str, Any]:
+    return ctx.values["input"].model_dump()
+
+
+def input_step(ctx: RunContext) -> dict[str, Any]:
+    return read_input(ctx.values["input"], ctx.values["output"])
+
+
+INPUT = Step(
+    "input",
+    ("input", "output"),
+    ("raw", "boundaries", "ground_truth"),
+    input_step,
+    config=input_config,
+)
