@@ -15,6 +15,8 @@ from pipeline.correct.classifier import ErrorModel
 from pipeline.correct.train import label, train_model
 from pipeline.correct.truth import FragmentTruth
 from pipeline.errors import InputError
+from pipeline.export.objects import ObjectParams
+from pipeline.export.precomputed import export
 from pipeline.lut import Lut, lut_bytes
 from pipeline.proofread.editlog import EditLog
 from tests.export_data import segmentation_with_errors, write_zarr
@@ -63,7 +65,10 @@ def setup(tmp_path_factory, request):
     }
 
 
-def test_auto_correction_on_an_unseen_volume_is_logged_and_lowers_vi(setup):
+@pytest.fixture(scope="module")
+def corrected(setup):
+    """The eval volume corrected by the model trained on the other one: the result, the edit
+    log's head right after (later tests may add edits) and the candidates file."""
     part, lut = setup["eval"]
     tmp = setup["tmp"]
     r = evaluate(
@@ -74,7 +79,15 @@ def test_auto_correction_on_an_unseen_volume_is_logged_and_lowers_vi(setup):
         str(tmp / "b.json"),
         client=setup["client"],
     )
-    print(r)
+    with EditLog(tmp / "b.edits.sqlite") as log:
+        head = log.head
+    return {"result": r, "head": head, "log": tmp / "b.edits.sqlite", "json": tmp / "b.json"}
+
+
+def test_auto_correction_on_an_unseen_volume_is_logged_and_lowers_vi(setup, corrected):
+    part, lut = setup["eval"]
+    tmp = setup["tmp"]
+    r = corrected["result"]
     assert r["vi_after"] < r["vi_before"] - 0.1, r
     assert r["applied"]["merges"] + r["applied"]["splits"] > 0
     with EditLog(tmp / "b.edits.sqlite") as log:
@@ -97,29 +110,24 @@ def test_auto_correction_on_an_unseen_volume_is_logged_and_lowers_vi(setup):
         assert all(0 <= p <= e for p, e in zip(c["point_nm"], extent, strict=True))
 
 
-def test_candidates_export_as_point_annotations(setup):
-    from pipeline.export.objects import ObjectParams
-    from pipeline.export.precomputed import export
-
+def test_candidates_export_as_point_annotations(setup, corrected):
     part, _ = setup["eval"]
     tmp = setup["tmp"]
-    if not (tmp / "b.json").exists():
-        pytest.skip("needs the candidates of the previous test")
-    with EditLog(tmp / "b.edits.sqlite") as log:
-        log.export(str(tmp / "b.head_lut"))
+    with EditLog(corrected["log"]) as log:
+        log.export(str(tmp / "b.head_lut"), corrected["head"])
     export(
         str(tmp / "b.ng"),
         image_url=part.raw_url,
         segmentation_url=part.fragments_url,
         lut=str(tmp / "b.head_lut"),
-        candidates=str(tmp / "b.json"),
+        candidates=str(corrected["json"]),
         levels=1,
         objects=ObjectParams(meshes=False, skeletons=False),
         client=setup["client"],
         progress=False,
     )
     info = json.loads((tmp / "b.ng" / "annotations" / "info").read_text())
-    n = len(json.loads((tmp / "b.json").read_text())["candidates"])
+    n = len(json.loads(corrected["json"].read_text())["candidates"])
     assert info["annotation_type"] == "point" and info["spatial"][0]["limit"] == n
     state = json.loads((tmp / "b.ng" / "viewer_state.json").read_text())["state"]
     assert [layer["type"] for layer in state["layers"]] == ["image", "segmentation", "annotation"]
