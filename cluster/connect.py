@@ -66,6 +66,27 @@ def tls_handshake_problem(address: str, security: Security, timeout: float) -> s
     return None
 
 
+def speaks_tls(address: str, timeout: float) -> bool:
+    """Whether the server at ``address`` answers a TLS handshake (so a plain tcp:// client is
+    the wrong kind, not a missing scheduler). The server's certificate is not checked here: this
+    only tells the user which protocol to use."""
+    import socket
+    import ssl
+
+    host, port = address.split("://", 1)[1].rsplit(":", 1)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, int(port)), timeout=min(timeout, 5.0)) as sock:
+            with ctx.wrap_socket(sock, server_hostname=host):
+                return True
+    except ssl.SSLError as e:
+        return "WRONG_VERSION_NUMBER" not in str(e) and "record layer" not in str(e)
+    except (OSError, TimeoutError):
+        return False
+
+
 def connect(spec: ClusterSpec) -> Client:
     """A client for what ``spec`` names; for an embedded or deployed cluster the client owns it
     (``client.cluster``). Close both with ``close_client`` (or use ``open_client``)."""
@@ -115,6 +136,13 @@ def _scheduler_client(spec: ClusterSpec) -> Client:
                     "certificate and that PETASEG_TLS_CERT/PETASEG_TLS_KEY are signed by the CA "
                     "the scheduler trusts"
                 ) from None
+        elif speaks_tls(address, spec.timeout):
+            tls_address = "tls://" + address.split("://", 1)[1]
+            raise ClusterConnectError(
+                f"the Dask scheduler at {address} speaks TLS: connect to {tls_address} with the "
+                "certificate files (PETASEG_TLS_CA, PETASEG_TLS_CERT and PETASEG_TLS_KEY, or "
+                "cluster.tls in the workflow)"
+            ) from None
         raise ClusterConnectError(
             f"cannot reach the Dask scheduler at {address} within {spec.timeout:.0f} s "
             f"({e.__class__.__name__}: {e}). Start one (`dask scheduler`) and check host, port "

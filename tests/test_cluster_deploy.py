@@ -142,3 +142,7 @@ def test_tls_cluster_runs_blocks_survives_a_killed_worker_and_refuses_wrong_cert
             connect(
                 ClusterSpec(kind="scheduler", address=pc.address, tls=TlsFiles(**other), timeout=3)
             )
+        plain = "tcp://" + pc.address.split("://", 1)[1]
+        with pytest.raises(ClusterConnectError, match=f"{plain} speaks TLS: connect to tls://"):
+            connect(ClusterSpec(kind="scheduler", address=plain, timeout=3))
+    assert oct((tmp_path / "tls" / "key.pem").stat().st_mode & 0o777) == "0o600"
