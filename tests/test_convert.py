@@ -63,6 +63,7 @@ def test_cli_errors_name_the_input_and_exit_2(tmp_path, capsys):
     )
     assert code == 2 and "not a multiple" in capsys.readouterr().err
     assert main(["convert", "a", "b", "--chunks", "1,2"]) == 2
+    assert "--chunks '1,2': expected three positive integers" in capsys.readouterr().err
 
 
 def test_convert_a_roi_keeps_world_coordinates_and_refuses_bad_boxes(tmp_path, client, capsys):

@@ -82,7 +82,7 @@ def test_blockwise_table_equals_whole_array():
         assert table.scores()[k] == pytest.approx(whole[k], abs=1e-12)
 
 
-def test_shape_mismatch_names_both_shapes(tmp_path):
+def test_shape_mismatch_names_both_shapes(tmp_path, capsys):
     a = create_volume(str(tmp_path / "v.zarr/a"), (4, 8, 8), "uint64", (1, 1, 1), chunks=(4, 8, 8))
     b = create_volume(str(tmp_path / "v.zarr/b"), (4, 8, 9), "uint64", (1, 1, 1), chunks=(4, 8, 9))
     with pytest.raises(InputError, match=r"\(4, 8, 8\).*\(4, 8, 9\)"):
@@ -90,6 +90,8 @@ def test_shape_mismatch_names_both_shapes(tmp_path):
     with pytest.raises(InputError, match="differs"):
         evaluate_arrays(np.zeros((2, 2, 2)), np.zeros((2, 2, 3)))
     assert main(["evaluate", a.url, b.url]) == 2
+    err = capsys.readouterr().err
+    assert "(4, 8, 8)" in err and "(4, 8, 9)" in err
 
 
 def test_cli_json(tmp_path, capsys):

@@ -181,7 +181,7 @@ def _volume(tmp_path, name, data, channels=None):
     return vol.url
 
 
-def test_out_of_range_and_wrong_dtype_are_refused_early(tmp_path, client):
+def test_out_of_range_and_wrong_dtype_are_refused_early(tmp_path, client, capsys):
     bad = _volume(tmp_path, "bad", np.full((8, 8, 8), 2.0, np.float32))
     with pytest.raises(InputError, match=r"values must lie in \[0, 1\].*\[2, 2\]"):
         run_fragments(bad, str(tmp_path / "f.zarr/a"), client=client, progress=False)
@@ -193,6 +193,7 @@ def test_out_of_range_and_wrong_dtype_are_refused_early(tmp_path, client):
     with pytest.raises(InputError, match="uint64"):
         run_fragments(labels, str(tmp_path / "f.zarr/c"), client=client)
     assert main(["fragments", bad, str(tmp_path / "f.zarr/d"), "--cluster", "threads:1"]) == 2
+    assert "values must lie in [0, 1]" in capsys.readouterr().err
 
 
 def test_uint8_is_scaled_and_affinities_accepted(synthetic, tmp_path, client):

@@ -164,7 +164,7 @@ def test_train2d_localize_detect_two_stage_and_instance(tmp_path, capsys):
 
 def test_cli_errors_are_messages(tmp_path, capsys):
     assert main(["train2d", "semantic", "--data", "cremi", "--out", str(tmp_path / "x.pt")]) == 2
-    assert "unknown" in capsys.readouterr().err
+    assert "--data 'cremi' is unknown; use one of" in capsys.readouterr().err
     assert _train2d("detect", tmp_path / "y.pt", "--model", "yolo") == 2
     assert "'yolo' is unknown; use one of ['grid', 'two_stage']" in capsys.readouterr().err
     assert _train2d("instance", tmp_path / "z.pt", "--model", "grid") == 2

@@ -61,10 +61,16 @@ def test_every_example_workflow_validates(path):
     "change, message",
     [
         ({"stages": {"fragments": {"treshold": 0.5}}}, "stages.fragments.treshold: unknown key"),
-        ({"stages": {"predict": {"overlap": "half"}}}, "stages.predict.overlap:"),
-        ({"stages": {"predict": {"overlap": 1.5}}}, "stages.predict.overlap:"),
+        (
+            {"stages": {"predict": {"overlap": "half"}}},
+            "stages.predict.overlap: Input should be a valid number",
+        ),
+        (
+            {"stages": {"predict": {"overlap": 1.5}}},
+            "stages.predict.overlap: Input should be less than 1 (got 1.5)",
+        ),
         ({"input": {}}, "give input.raw (and/or input.boundaries) or input.synthetic"),
-        ({"cluster": {"kind": "cloud"}}, "cluster.kind:"),
+        ({"cluster": {"kind": "cloud"}}, "cluster.kind: Input should be 'local', 'threads'"),
         ({"output": "out/run"}, "ending in .zarr"),
         ({"stages": {"correct": {"threshold": 0.55}}}, "not one of stages.segment.thresholds"),
         (

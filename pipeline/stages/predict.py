@@ -316,6 +316,11 @@ def predict(
     "bf16", "fp16" or None; CPUs always compute in float32); ``channels_last``; ``spec``.
     """
     task = plan_predict(model, input_url, output_url, **options)  # refuse bad input first
+    return run_predict(task, client=client, progress=progress)
+
+
+def run_predict(task: BlockTask, client=None, progress: bool = True) -> RunReport:
+    """Run a task from ``plan_predict``; its blocks ask for a GPU when the workers have one."""
     client = client if client is not None else current_client()
     if _gpu_workers(client):
         task.resources = {"GPU": 1}

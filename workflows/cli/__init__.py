@@ -1,21 +1,5 @@
-"""The installed ``petaseg`` entry point: pipeline commands plus workflow commands."""
+"""The ``petaseg`` command line (the installed entry point is ``workflows.cli:entry``)."""
 
-from __future__ import annotations
+from workflows.cli.app import app, entry, main
 
-import sys
-
-from workflows.cli.app import main as _main
-
-PACKAGES = ["workflows.cli.commands"]
-
-
-def main(argv: list[str] | None = None) -> int:
-    return _main(argv, PACKAGES)
-
-
-def entry() -> None:
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    entry()
+__all__ = ["app", "entry", "main"]

@@ -1,70 +1,142 @@
-"""The ``petaseg`` command. Sub-commands live in ``pipeline/commands/<name>.py``, each with a
-``register(app)``; every module there is registered, so a stage adds its command without
-touching this file. User errors print as one message and exit 2; failed blocks exit 3."""
+"""The ``petaseg`` command: the sub-commands composed in the pipeline's order, the global
+``--version`` and ``--debug`` options, and ``main()``, the one place errors become exit codes.
+
+A usage error (unknown option or command, missing argument, bad value) prints the usage line
+and one message and exits 2; a user error prints one message and exits 2, failed blocks exit 3,
+Ctrl-C 130 (``workflows.cli.exits``); anything else prints one line naming the log file with
+its traceback and exits 1 (``workflows.cli.crash``; ``--debug`` prints the traceback)."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import sys
+from dataclasses import dataclass
+from typing import Annotated
 
-import click
 import typer
+from typer.core import TyperGroup
 
-from cluster import ClusterSetupError
-from pipeline.errors import BlockFailures, PetasegError
+from pipeline.provenance import package_version
+from workflows.cli.commands import (
+    bench,
+    correct,
+    export,
+    predict,
+    proofread,
+    segment,
+    train,
+    train2d,
+    volumes,
+    workflow,
+)
+from workflows.cli.crash import report_crash
+from workflows.cli.exits import INTERRUPTED, known_failure
+from workflows.cli.parsing import ClickError, click_group
+
+# every command (a function) or command group (a Typer), in the order a run uses them
+COMMANDS = {
+    "info": volumes.info,
+    "convert": volumes.convert,
+    "predict": predict.predict,
+    "segment": segment.segment,
+    "fragments": segment.fragments,
+    "graph": segment.graph,
+    "agglomerate": segment.agglomerate,
+    "relabel": segment.relabel,
+    "evaluate": segment.evaluate,
+    "correct": correct.correct,
+    "correct-train": correct.correct_train,
+    "proofread": proofread.group,
+    "export": export.export,
+    "view": export.view,
+    "run": workflow.run,
+    "submit": workflow.submit,
+    "status": workflow.status,
+    "demo": workflow.demo,
+    "train": train.group,
+    "train2d": train2d.group,
+    "predict2d": train2d.predict2d,
+    "bench": bench.bench,
+}
+
+
+class PipelineOrder(TyperGroup):
+    """Lists the commands in ``COMMANDS`` order (typer lists groups after commands)."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return [name for name in COMMANDS if name in self.commands]
+
+
+@dataclass
+class Session:
+    """What the global options set for one ``main()`` call."""
+
+    debug: bool = False
+
+
+def show_version(value: bool) -> None:
+    if value:
+        print(f"petaseg {package_version()}")
+        raise typer.Exit()
+
+
+def global_options(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=show_version, help="print the version and exit"
+        ),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="print the traceback of an internal error (not a log file)"),
+    ] = False,
+) -> None:
+    if isinstance(ctx.obj, Session):
+        ctx.obj.debug = debug
+
 
 app = typer.Typer(
     name="petaseg",
     help="Neuron segmentation of EM volumes, blockwise on Dask: predict, segment, correct, export.",
+    cls=PipelineOrder,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.callback()(global_options)
+for _name, _command in COMMANDS.items():
+    if isinstance(_command, typer.Typer):
+        app.add_typer(_command, name=_name)
+    else:
+        app.command(_name)(_command)
 
 
-COMMAND_PACKAGES = ["workflows.cli.commands"]
-_registered: set[str] = set()
-
-
-def _register_commands(packages: list[str]) -> None:
-    for package_name in packages:
-        if package_name in _registered:
-            continue
-        _registered.add(package_name)
-        package = importlib.import_module(package_name)
-        for mod in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-            module = importlib.import_module(f"{package_name}.{mod.name}")
-            register = getattr(module, "register", None)
-            if register is not None:
-                register(app)
-
-
-def main(argv: list[str] | None = None, packages: list[str] | None = None) -> int:
-    """Run the CLI. ``packages`` lists the command packages (the ``petaseg`` entry point in
-    ``workflows/cli.py`` adds ``workflows.commands``, which may use everything)."""
-    _register_commands(packages or COMMAND_PACKAGES)
+def main(argv: list[str] | None = None) -> int:
+    """Run ``petaseg`` with ``argv`` (default: the process's arguments); return the exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    session = Session()
     try:
-        app(args=argv, standalone_mode=False)
-    except BlockFailures as e:
-        print(f"petaseg: {e}", file=sys.stderr)
-        return 3
-    except (PetasegError, ClusterSetupError) as e:
-        print(f"petaseg: error: {e}", file=sys.stderr)
-        return 2
-    except click.exceptions.Abort:
-        print("petaseg: aborted", file=sys.stderr)
-        return 130
-    except click.ClickException as e:
+        code = click_group(app).main(
+            args=args, prog_name="petaseg", standalone_mode=False, obj=session
+        )
+    except ClickError as e:
         e.show()
         return e.exit_code
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    return 0
+    except typer.Abort:
+        print("petaseg: aborted", file=sys.stderr)
+        return INTERRUPTED
+    except (Exception, KeyboardInterrupt) as e:
+        known = known_failure(e)
+        if known is None:
+            return report_crash(e, args, session.debug)
+        print(known[1], file=sys.stderr)
+        return known[0]
+    return code if isinstance(code, int) else 0
 
 
 def entry() -> None:
-    sys.exit(main())  # pipeline commands only; the installed entry point is workflows.cli
+    sys.exit(main())
 
 
 if __name__ == "__main__":

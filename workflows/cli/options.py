@@ -1,16 +1,43 @@
-"""Option parsing shared by commands: Z,Y,X triples and the cluster client."""
+"""What commands share: option declarations (cluster, JSON flag, stage block and context, the
+watershed parameters), Z,Y,X and ROI parsing, the cluster client and JSON printing.
+
+The declarations are ``Annotated`` types: a command writes ``cluster: Cluster = None`` and its
+function stays a plain Python function with real defaults (callable from a test)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from collections.abc import Sequence
+from typing import Annotated
 
+import typer
 from distributed import Client
 
 from cluster import open_client, parse_cluster_option
 from pipeline.errors import InputError
 from pipeline.geometry import Roi
+
+CLUSTER_HELP = "local, local:N, threads[:N], tcp://host:port or tls://host:port"
+
+Cluster = Annotated[str | None, typer.Option(help=CLUSTER_HELP)]
+AsJson = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+
+# the blockwise segmentation stages (segment, fragments)
+StageBlock = Annotated[str | None, typer.Option(help="block shape Z,Y,X in voxels (default 128^3)")]
+WatershedContext = Annotated[
+    str | None, typer.Option(help="watershed context Z,Y,X in voxels (default 16)")
+]
+
+# seeded watershed (see pipeline.seg.watershed.FragmentParams)
+WsThreshold = Annotated[
+    float, typer.Option(help="boundary >= this is membrane for the seed distance transform")
+]
+SigmaSeeds = Annotated[float, typer.Option(help="smoothing of the distance transform (voxels)")]
+SigmaWeights = Annotated[float, typer.Option(help="smoothing of the flooding height (voxels)")]
+Alpha = Annotated[float, typer.Option(help="height = alpha*boundary + (1-alpha)*(1-distance)")]
+MinSize = Annotated[int, typer.Option(help="fragments under this many voxels join a neighbour")]
+Mode = Annotated[str, typer.Option(help="3d, or 2d (one watershed per z-section)")]
 
 
 def parse_roi(text: str | None, shape: Sequence[int] | None = None) -> Roi | None:

@@ -3,85 +3,89 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from workflows.cli.options import client_for, print_json
-
-CLUSTER_HELP = "local, local:N, threads[:N], tcp://host:port or tls://host:port"
+from workflows.cli.options import AsJson, Cluster, client_for, print_json
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def correct(
-        tables: str = typer.Option(..., help="tables root of the segmentation (graph/, luts/)"),
-        fragments: str = typer.Option(..., help="fragments volume URL"),
-        raw: str = typer.Option(..., help="EM image URL (same grid as the fragments)"),
-        boundaries: str = typer.Option(..., help="boundary map URL the fragments came from"),
-        model: str = typer.Option(..., help="model file from `petaseg correct-train`"),
-        log: str = typer.Option(..., help="edit log (created from --lut if it does not exist)"),
-        out: str = typer.Option(..., help="ranked candidates JSON to write"),
-        lut: str = typer.Option(None, help="lookup table to correct (when the log is new)"),
-        merge_threshold: float = typer.Option(None, help="override the model's pair threshold"),
-        split_threshold: float = typer.Option(None, help="override the model's split threshold"),
-        cluster: str = typer.Option(None, help=CLUSTER_HELP),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Find merge/split errors; apply the confident ones as logged edits; rank the rest."""
-        from pipeline.stages.correct import run_correct
+def correct(
+    tables: Annotated[str, typer.Option(help="tables root of the segmentation (graph/, luts/)")],
+    fragments: Annotated[str, typer.Option(help="fragments volume URL")],
+    raw: Annotated[str, typer.Option(help="EM image URL (same grid as the fragments)")],
+    boundaries: Annotated[str, typer.Option(help="boundary map URL the fragments came from")],
+    model: Annotated[str, typer.Option(help="model file from `petaseg correct-train`")],
+    log: Annotated[str, typer.Option(help="edit log (created from --lut if it does not exist)")],
+    out: Annotated[str, typer.Option(help="ranked candidates JSON to write")],
+    lut: Annotated[
+        str | None, typer.Option(help="lookup table to correct (when the log is new)")
+    ] = None,
+    merge_threshold: Annotated[
+        float | None, typer.Option(help="override the model's pair threshold")
+    ] = None,
+    split_threshold: Annotated[
+        float | None, typer.Option(help="override the model's split threshold")
+    ] = None,
+    cluster: Cluster = None,
+    as_json: AsJson = False,
+) -> None:
+    """Find merge/split errors; apply the confident ones as logged edits; rank the rest."""
+    from pipeline.stages.correct import run_correct
 
-        th = {}
-        if merge_threshold is not None:
-            th["pair"] = merge_threshold
-        if split_threshold is not None:
-            th["split"] = split_threshold
-        with client_for(cluster) as client:
-            summary = run_correct(
-                tables, fragments, raw, boundaries, model, log, out, lut, th, client=client
-            )
-        if as_json:
-            print_json(summary)
-            return
-        a = summary["applied"]
-        print(
-            f"applied {a['splits']} split(s) and {a['merges']} merge(s): version "
-            f"{summary['version_before']} -> {summary['version_after']} in {summary['edit_log']}"
+    th = {}
+    if merge_threshold is not None:
+        th["pair"] = merge_threshold
+    if split_threshold is not None:
+        th["split"] = split_threshold
+    with client_for(cluster) as client:
+        summary = run_correct(
+            tables, fragments, raw, boundaries, model, log, out, lut, th, client=client
         )
-        print(f"{summary['ranked']} candidates for proofreading -> {out}")
-        print(
-            f"show them: petaseg export OUT --segmentation {fragments} --lut <exported version> --candidates {out}"
-        )
+    if as_json:
+        print_json(summary)
+        return
+    a = summary["applied"]
+    print(
+        f"applied {a['splits']} split(s) and {a['merges']} merge(s): version "
+        f"{summary['version_before']} -> {summary['version_after']} in {summary['edit_log']}"
+    )
+    print(f"{summary['ranked']} candidates for proofreading -> {out}")
+    print(
+        f"show them: petaseg export OUT --segmentation {fragments} --lut <exported version> --candidates {out}"
+    )
 
-    @app.command("correct-train")
-    def correct_train(
-        tables: str = typer.Option(..., help="tables root of a segmented, labelled volume"),
-        fragments: str = typer.Option(..., help="fragments volume URL"),
-        raw: str = typer.Option(..., help="EM image URL"),
-        boundaries: str = typer.Option(..., help="boundary map URL"),
-        gt: str = typer.Option(..., help="ground-truth neuron ids (0 = unlabelled)"),
-        lut: list[str] = typer.Option(..., help="lookup table(s) to learn from (repeat)"),
-        model: str = typer.Option(..., help="model file to write (.parquet)"),
-        cluster: str = typer.Option(None, help=CLUSTER_HELP),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Fit the split- and merge-error classifiers and their thresholds on labelled data."""
-        from pipeline.correct.features import run_features
-        from pipeline.correct.tables import Tables
-        from pipeline.correct.train import label, train_model
-        from pipeline.correct.truth import FragmentTruth
-        from pipeline.lut import load_lut
 
-        with client_for(cluster) as client:
-            run_features(fragments, raw, boundaries, tables, client=client)
-        t = Tables.read(tables)
-        truth = FragmentTruth.from_volumes(fragments, gt)
-        data = [label(t, load_lut(u), truth) for u in lut]
-        m = train_model(data, {"tables": tables, "luts": lut, "gt": gt})
-        m.save(model)
-        if as_json:
-            print_json({"model": model, "thresholds": m.thresholds, **m.info})
-            return
-        print(f"model -> {model}; thresholds {m.thresholds}")
-        print(
-            f"training VI {m.info['train_vi_before']:.3f} -> "
-            f"{m.info['train_vi_after_held_out']:.3f} (held-out slabs)"
-        )
+def correct_train(
+    tables: Annotated[str, typer.Option(help="tables root of a segmented, labelled volume")],
+    fragments: Annotated[str, typer.Option(help="fragments volume URL")],
+    raw: Annotated[str, typer.Option(help="EM image URL")],
+    boundaries: Annotated[str, typer.Option(help="boundary map URL")],
+    gt: Annotated[str, typer.Option(help="ground-truth neuron ids (0 = unlabelled)")],
+    lut: Annotated[list[str], typer.Option(help="lookup table(s) to learn from (repeat)")],
+    model: Annotated[str, typer.Option(help="model file to write (.parquet)")],
+    cluster: Cluster = None,
+    as_json: AsJson = False,
+) -> None:
+    """Fit the split- and merge-error classifiers and their thresholds on labelled data."""
+    from pipeline.correct.features import run_features
+    from pipeline.correct.tables import Tables
+    from pipeline.correct.train import label, train_model
+    from pipeline.correct.truth import FragmentTruth
+    from pipeline.lut import load_lut
+
+    with client_for(cluster) as client:
+        run_features(fragments, raw, boundaries, tables, client=client)
+    t = Tables.read(tables)
+    truth = FragmentTruth.from_volumes(fragments, gt)
+    data = [label(t, load_lut(u), truth) for u in lut]
+    m = train_model(data, {"tables": tables, "luts": lut, "gt": gt})
+    m.save(model)
+    if as_json:
+        print_json({"model": model, "thresholds": m.thresholds, **m.info})
+        return
+    print(f"model -> {model}; thresholds {m.thresholds}")
+    print(
+        f"training VI {m.info['train_vi_before']:.3f} -> "
+        f"{m.info['train_vi_after_held_out']:.3f} (held-out slabs)"
+    )

@@ -1,61 +1,107 @@
-"""``petaseg export``: Neuroglancer precomputed layers, meshes, skeletons and a viewer state."""
+"""``petaseg export`` (Neuroglancer precomputed layers, meshes, skeletons and a viewer state) and
+``petaseg view`` (serve an export folder on 127.0.0.1 and open a Neuroglancer viewer)."""
 
 from __future__ import annotations
 
+import time
+from typing import Annotated
+
 import typer
 
-from workflows.cli.options import client_for, parse_zyx, print_json
+from workflows.cli.options import AsJson, Cluster, client_for, parse_zyx, print_json
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def export(
-        out: str = typer.Argument(..., help="output folder (or s3://, gs:// prefix)"),
-        image: str = typer.Option(None, help="EM image volume URL (e.g. out.zarr/raw)"),
-        segmentation: str = typer.Option(
-            None, help="segmentation volume URL, or the fragments when --lut is given"
-        ),
-        lut: str = typer.Option(
-            None, help="fragment->segment lookup table (.parquet or a folder of them)"
-        ),
-        candidates: str = typer.Option(
-            None, help="candidates JSON from `petaseg correct`, shown as point annotations"
-        ),
-        levels: int = typer.Option(None, help="scale levels (default: until one chunk)"),
-        chunks: str = typer.Option(None, help="chunk shape Z,Y,X (default 64,64,64)"),
-        meshes: bool = typer.Option(True, help="write meshes (zmesh)"),
-        skeletons: bool = typer.Option(True, help="write skeletons (kimimaro)"),
-        min_size: int = typer.Option(1000, help="voxels; smaller segments get no mesh/skeleton"),
-        object_block: str = typer.Option("128,128,128", help="mesh/skeleton block Z,Y,X voxels"),
-        base: str = typer.Option(
-            "http://127.0.0.1:8000", help="URL the folder will be served from (for the state)"
-        ),
-        cluster: str = typer.Option(None, help="local, local:N, tcp://host:port, tls://..."),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    ) -> None:
-        """Export image + segmentation to Neuroglancer precomputed (blockwise, resumable)."""
-        from pipeline.export.objects import ObjectParams
-        from pipeline.export.precomputed import export as run_export
+def export(
+    out: Annotated[str, typer.Argument(help="output folder (or s3://, gs:// prefix)")],
+    image: Annotated[
+        str | None, typer.Option(help="EM image volume URL (e.g. out.zarr/raw)")
+    ] = None,
+    segmentation: Annotated[
+        str | None,
+        typer.Option(help="segmentation volume URL, or the fragments when --lut is given"),
+    ] = None,
+    lut: Annotated[
+        str | None,
+        typer.Option(help="fragment->segment lookup table (.parquet or a folder of them)"),
+    ] = None,
+    candidates: Annotated[
+        str | None,
+        typer.Option(help="candidates JSON from `petaseg correct`, shown as point annotations"),
+    ] = None,
+    levels: Annotated[
+        int | None, typer.Option(help="scale levels (default: until one chunk)")
+    ] = None,
+    chunks: Annotated[str | None, typer.Option(help="chunk shape Z,Y,X (default 64,64,64)")] = None,
+    meshes: Annotated[bool, typer.Option(help="write meshes (zmesh)")] = True,
+    skeletons: Annotated[bool, typer.Option(help="write skeletons (kimimaro)")] = True,
+    min_size: Annotated[
+        int, typer.Option(help="voxels; smaller segments get no mesh/skeleton")
+    ] = 1000,
+    object_block: Annotated[
+        str, typer.Option(help="mesh/skeleton block Z,Y,X voxels")
+    ] = "128,128,128",
+    base: Annotated[
+        str, typer.Option(help="URL the folder will be served from (for the state)")
+    ] = "http://127.0.0.1:8000",
+    cluster: Cluster = None,
+    as_json: AsJson = False,
+) -> None:
+    """Export image + segmentation to Neuroglancer precomputed (blockwise, resumable)."""
+    from pipeline.export.objects import ObjectParams
+    from pipeline.export.precomputed import export as run_export
 
-        params = ObjectParams(meshes=meshes, skeletons=skeletons, min_size=min_size)
-        with client_for(cluster) as client:
-            result = run_export(
-                out,
-                image_url=image,
-                segmentation_url=segmentation,
-                lut=lut,
-                candidates=candidates,
-                levels=levels,
-                chunks=parse_zyx(chunks, "chunks"),
-                objects=params,
-                object_block=parse_zyx(object_block, "object-block"),
-                base=base,
-                client=client,
-            )
-        if as_json:
-            print_json(result.as_dict())
-            return
-        for name, path in result.layers.items():
-            print(f"{name}: {path}")
-        print(f"viewer state: {out}/viewer_state.json")
-        print(f"open with: petaseg view {out}")
+    params = ObjectParams(meshes=meshes, skeletons=skeletons, min_size=min_size)
+    with client_for(cluster) as client:
+        result = run_export(
+            out,
+            image_url=image,
+            segmentation_url=segmentation,
+            lut=lut,
+            candidates=candidates,
+            levels=levels,
+            chunks=parse_zyx(chunks, "chunks"),
+            objects=params,
+            object_block=parse_zyx(object_block, "object-block"),
+            base=base,
+            client=client,
+        )
+    if as_json:
+        print_json(result.as_dict())
+        return
+    for name, path in result.layers.items():
+        print(f"{name}: {path}")
+    print(f"viewer state: {out}/viewer_state.json")
+    print(f"open with: petaseg view {out}")
+
+
+def view(
+    out: Annotated[str, typer.Argument(help="folder written by `petaseg export`")],
+    port: Annotated[
+        int, typer.Option(help="data server port on 127.0.0.1 (0 = any free port)")
+    ] = 0,
+    viewer_port: Annotated[
+        int, typer.Option(help="viewer port on 127.0.0.1 (0 = any free port)")
+    ] = 0,
+    browser: Annotated[bool, typer.Option(help="also open the URL in the default browser")] = False,
+    seconds: Annotated[
+        float, typer.Option(help="stop after this many seconds (0 = serve until Ctrl-C)")
+    ] = 0,
+) -> None:
+    """Serve OUT over HTTP (CORS, 127.0.0.1 only) and print the Neuroglancer viewer URL."""
+    from pipeline.export.view import open_viewer
+
+    session = open_viewer(out, port=port, viewer_port=viewer_port)
+    try:
+        print(f"data:   {session.server.url}", flush=True)
+        print(f"viewer: {session.url}", flush=True)
+        if browser:
+            import webbrowser
+
+            webbrowser.open(session.url)
+        deadline = time.monotonic() + seconds if seconds > 0 else None
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        session.close()

@@ -4,13 +4,31 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipeline.errors import InputError
-from workflows.cli.options import client_for, parse_zyx, print_json
+from workflows.cli.options import (
+    Alpha,
+    AsJson,
+    Cluster,
+    MinSize,
+    Mode,
+    SigmaSeeds,
+    SigmaWeights,
+    StageBlock,
+    WatershedContext,
+    WsThreshold,
+    client_for,
+    parse_zyx,
+    print_json,
+)
 
-CLUSTER_HELP = "local, local:N, threads[:N], tcp://host:port or tls://host:port"
+if TYPE_CHECKING:
+    from pipeline.seg.watershed import FragmentParams
+
+Scoring = Annotated[str, typer.Option(help="mean, median, quantile:0.75")]
 
 
 def parse_thresholds(values: list[str] | None, default: float) -> list[float]:
@@ -44,7 +62,15 @@ def parse_context(text: str | None) -> tuple[int, int, int] | None:
     return values  # type: ignore[return-value]
 
 
-def fragment_params(ws_threshold, sigma_seeds, sigma_weights, alpha, min_size, mode):
+def fragment_params(
+    ws_threshold: float,
+    sigma_seeds: float,
+    sigma_weights: float,
+    alpha: float,
+    min_size: int,
+    mode: str,
+) -> FragmentParams:
+    """The watershed options as ``FragmentParams``, refused when out of range."""
     from pipeline.seg.watershed import FragmentParams
 
     if mode not in ("2d", "3d"):
@@ -56,183 +82,180 @@ def fragment_params(ws_threshold, sigma_seeds, sigma_weights, alpha, min_size, m
     return FragmentParams(ws_threshold, sigma_seeds, sigma_weights, alpha, min_size, mode)
 
 
-def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command, flat
-    ws_opts = {
-        "ws_threshold": typer.Option(
-            0.5, help="boundary >= this is membrane for the seed distance transform"
-        ),
-        "sigma_seeds": typer.Option(2.0, help="smoothing of the distance transform (voxels)"),
-        "sigma_weights": typer.Option(1.0, help="smoothing of the flooding height (voxels)"),
-        "alpha": typer.Option(0.9, help="height = alpha*boundary + (1-alpha)*(1-distance)"),
-        "min_size": typer.Option(50, help="fragments under this many voxels join a neighbour"),
-        "mode": typer.Option("3d", help="3d, or 2d (one watershed per z-section)"),
-    }
-
-    @app.command()
-    def segment(
-        boundaries: str = typer.Option(..., help="boundary map (1 = membrane) or affinities URL"),
-        output: str = typer.Option(..., help="segmentation Zarr URL, e.g. out.zarr/segmentation"),
-        threshold: list[str] = typer.Option(
-            None,
+def segment(
+    boundaries: Annotated[str, typer.Option(help="boundary map (1 = membrane) or affinities URL")],
+    output: Annotated[str, typer.Option(help="segmentation Zarr URL, e.g. out.zarr/segmentation")],
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
             help="merge threshold(s) on the mean boundary (default 0.7); repeat or "
             "comma-separate for several outputs",
         ),
-        cluster: str = typer.Option(None, help=CLUSTER_HELP),
-        block: str = typer.Option(None, help="block shape Z,Y,X in voxels (default 128^3)"),
-        context: str = typer.Option(None, help="watershed context Z,Y,X in voxels (default 16)"),
-        fragments: str = typer.Option(None, help="fragments URL (default <output>_fragments)"),
-        tables: str = typer.Option(None, help="tables folder (default beside the container)"),
-        scoring: str = typer.Option("mean", help="mean, median, quantile:0.75"),
-        bins: int = typer.Option(32, help="histogram bins per edge (quantile scoring)"),
-        max_global_edges: int = typer.Option(
-            5_000_000, help="above this many edges agglomerate in two levels"
-        ),
-        local_threshold: float = typer.Option(
-            0.5, help="two-level scheme: blockwise merges below this"
-        ),
-        ws_threshold: float = ws_opts["ws_threshold"],
-        sigma_seeds: float = ws_opts["sigma_seeds"],
-        sigma_weights: float = ws_opts["sigma_weights"],
-        alpha: float = ws_opts["alpha"],
-        min_size: int = ws_opts["min_size"],
-        mode: str = ws_opts["mode"],
-        as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
-    ) -> None:
-        """Boundary map -> fragments -> region graph -> agglomeration -> segmentation(s).
-        Every stage is resumable: rerun the same command to finish an interrupted run."""
-        from pipeline.stages.segment import DEFAULT_THRESHOLD
-        from workflows.config import validated
-        from workflows.run import segment_boundaries
-        from workflows.schema import Stages
+    ] = None,
+    cluster: Cluster = None,
+    block: StageBlock = None,
+    context: WatershedContext = None,
+    fragments: Annotated[
+        str | None, typer.Option(help="fragments URL (default <output>_fragments)")
+    ] = None,
+    tables: Annotated[
+        str | None, typer.Option(help="tables folder (default beside the container)")
+    ] = None,
+    scoring: Scoring = "mean",
+    bins: Annotated[int, typer.Option(help="histogram bins per edge (quantile scoring)")] = 32,
+    max_global_edges: Annotated[
+        int, typer.Option(help="above this many edges agglomerate in two levels")
+    ] = 5_000_000,
+    local_threshold: Annotated[
+        float, typer.Option(help="two-level scheme: blockwise merges below this")
+    ] = 0.5,
+    ws_threshold: WsThreshold = 0.5,
+    sigma_seeds: SigmaSeeds = 2.0,
+    sigma_weights: SigmaWeights = 1.0,
+    alpha: Alpha = 0.9,
+    min_size: MinSize = 50,
+    mode: Mode = "3d",
+    as_json: AsJson = False,
+) -> None:
+    """Boundary map -> fragments -> region graph -> agglomeration -> segmentation(s).
+    Every stage is resumable: rerun the same command to finish an interrupted run."""
+    from pipeline.stages.segment import DEFAULT_THRESHOLD
+    from workflows.config import validated
+    from workflows.run import segment_boundaries
+    from workflows.schema import Stages
 
-        params = fragment_params(ws_threshold, sigma_seeds, sigma_weights, alpha, min_size, mode)
-        stages = validated(
-            Stages,
-            "petaseg segment options",
-            fragments={
-                **params.as_dict(),
-                "block": parse_zyx(block, "block"),
-                "context": parse_context(context),
-            },
-            graph={"bins": bins},
-            agglomerate={
-                "scoring": scoring,
-                "max_global_edges": max_global_edges,
-                "local_threshold": local_threshold,
-            },
-            segment={"thresholds": parse_thresholds(threshold, DEFAULT_THRESHOLD)},
+    params = fragment_params(ws_threshold, sigma_seeds, sigma_weights, alpha, min_size, mode)
+    stages = validated(
+        Stages,
+        "petaseg segment options",
+        fragments={
+            **params.as_dict(),
+            "block": parse_zyx(block, "block"),
+            "context": parse_context(context),
+        },
+        graph={"bins": bins},
+        agglomerate={
+            "scoring": scoring,
+            "max_global_edges": max_global_edges,
+            "local_threshold": local_threshold,
+        },
+        segment={"thresholds": parse_thresholds(threshold, DEFAULT_THRESHOLD)},
+    )
+    with client_for(cluster) as client:
+        result = segment_boundaries(
+            boundaries, output, stages, client, not as_json, fragments, tables
         )
-        with client_for(cluster) as client:
-            result = segment_boundaries(
-                boundaries, output, stages, client, not as_json, fragments, tables
+    if as_json:
+        print_json(result)
+    else:
+        for s in result["segmentations"]:
+            print(
+                f"segment: threshold {s['threshold']:g}: {s['segments']} segments from "
+                f"{s['fragments']} fragments -> {s['segmentation']}"
             )
-        if as_json:
-            print_json(result)
-        else:
-            for s in result["segmentations"]:
-                print(
-                    f"segment: threshold {s['threshold']:g}: {s['segments']} segments from "
-                    f"{s['fragments']} fragments -> {s['segmentation']}"
-                )
 
-    @app.command()
-    def fragments(
-        boundaries: str = typer.Argument(..., help="boundary map (1 = membrane) URL"),
-        output: str = typer.Argument(..., help="fragments Zarr URL (uint64)"),
-        block: str = typer.Option(None, help="block shape Z,Y,X in voxels (default 128^3)"),
-        context: str = typer.Option(None, help="context Z,Y,X in voxels (default 16)"),
-        cluster: str = typer.Option(None, help=CLUSTER_HELP),
-        ws_threshold: float = ws_opts["ws_threshold"],
-        sigma_seeds: float = ws_opts["sigma_seeds"],
-        sigma_weights: float = ws_opts["sigma_weights"],
-        alpha: float = ws_opts["alpha"],
-        min_size: int = ws_opts["min_size"],
-        mode: str = ws_opts["mode"],
-    ) -> None:
-        """Seeded-watershed fragments with block-independent uint64 ids (resumable)."""
-        from pipeline.stages.fragments import run_fragments
 
-        params = fragment_params(ws_threshold, sigma_seeds, sigma_weights, alpha, min_size, mode)
-        with client_for(cluster) as client:
-            r = run_fragments(
-                boundaries,
-                output,
-                params,
-                parse_zyx(block, "block"),
-                parse_context(context),
-                client=client,
+def fragments(
+    boundaries: Annotated[str, typer.Argument(help="boundary map (1 = membrane) URL")],
+    output: Annotated[str, typer.Argument(help="fragments Zarr URL (uint64)")],
+    block: StageBlock = None,
+    context: WatershedContext = None,
+    cluster: Cluster = None,
+    ws_threshold: WsThreshold = 0.5,
+    sigma_seeds: SigmaSeeds = 2.0,
+    sigma_weights: SigmaWeights = 1.0,
+    alpha: Alpha = 0.9,
+    min_size: MinSize = 50,
+    mode: Mode = "3d",
+) -> None:
+    """Seeded-watershed fragments with block-independent uint64 ids (resumable)."""
+    from pipeline.stages.fragments import run_fragments
+
+    params = fragment_params(ws_threshold, sigma_seeds, sigma_weights, alpha, min_size, mode)
+    with client_for(cluster) as client:
+        r = run_fragments(
+            boundaries,
+            output,
+            params,
+            parse_zyx(block, "block"),
+            parse_context(context),
+            client=client,
+        )
+    print(f"fragments: {r.blocks_run} blocks written, {r.blocks_skipped} already done")
+
+
+def graph(
+    fragments: Annotated[str, typer.Argument(help="fragments URL")],
+    boundaries: Annotated[str, typer.Argument(help="the boundary map the fragments came from")],
+    tables: Annotated[str, typer.Option(help="folder (or s3:// prefix) for the tables")],
+    bins: Annotated[int, typer.Option(help="histogram bins per edge")] = 32,
+    block: Annotated[
+        str | None, typer.Option(help="block shape for foreign fragments (voxels)")
+    ] = None,
+    cluster: Cluster = None,
+) -> None:
+    """Region adjacency graph with boundary statistics, one Parquet table per block."""
+    from pipeline.stages.graph import run_graph
+
+    with client_for(cluster) as client:
+        r = run_graph(fragments, boundaries, tables, bins, parse_zyx(block, "block"), client)
+    print(f"graph: {r.blocks_run} blocks written, {r.blocks_skipped} already done")
+
+
+def agglomerate(
+    tables: Annotated[str, typer.Option(help="tables folder written by `petaseg graph`")],
+    scoring: Scoring = "mean",
+    max_global_edges: Annotated[int, typer.Option(help="above this, two-level scheme")] = 5_000_000,
+    local_threshold: Annotated[float, typer.Option(help="two-level: blockwise merges below")] = 0.5,
+    cluster: Cluster = None,
+    as_json: AsJson = False,
+) -> None:
+    """Hierarchical agglomeration: a merge score for every region-graph edge."""
+    from pipeline.stages.agglomerate import run_agglomerate
+
+    with client_for(cluster) as client:
+        info = run_agglomerate(tables, scoring, max_global_edges, local_threshold, client)
+    print(json.dumps(info) if as_json else f"agglomerate: {info}")
+
+
+def relabel(
+    fragments: Annotated[str, typer.Argument(help="fragments URL")],
+    output: Annotated[str, typer.Argument(help="segmentation Zarr URL (uint64)")],
+    tables: Annotated[str, typer.Option(help="tables folder with merge scores")],
+    threshold: Annotated[
+        list[str] | None, typer.Option(help="threshold(s); several -> <output>_t<T>")
+    ] = None,
+    cluster: Cluster = None,
+) -> None:
+    """Lookup tables at the thresholds (connected components of edges under them), then
+    the segmentation, blockwise."""
+    from pipeline.stages.relabel import relabel_luts
+    from pipeline.stages.segment import DEFAULT_THRESHOLD, run_segment
+
+    luts = run_segment(tables, parse_thresholds(threshold, DEFAULT_THRESHOLD))
+    with client_for(cluster) as client:
+        for s in relabel_luts(fragments, luts, output, client):
+            print(
+                f"relabel: threshold {s['threshold']:g}: "
+                f"{s['segments']} segments -> {s['segmentation']}"
             )
-        print(f"fragments: {r.blocks_run} blocks written, {r.blocks_skipped} already done")
 
-    @app.command()
-    def graph(
-        fragments: str = typer.Argument(..., help="fragments URL"),
-        boundaries: str = typer.Argument(..., help="the boundary map the fragments came from"),
-        tables: str = typer.Option(..., help="folder (or s3:// prefix) for the tables"),
-        bins: int = typer.Option(32, help="histogram bins per edge"),
-        block: str = typer.Option(None, help="block shape for foreign fragments (voxels)"),
-        cluster: str = typer.Option(None, help=CLUSTER_HELP),
-    ) -> None:
-        """Region adjacency graph with boundary statistics, one Parquet table per block."""
-        from pipeline.stages.graph import run_graph
 
-        with client_for(cluster) as client:
-            r = run_graph(fragments, boundaries, tables, bins, parse_zyx(block, "block"), client)
-        print(f"graph: {r.blocks_run} blocks written, {r.blocks_skipped} already done")
+def evaluate(
+    seg: Annotated[str, typer.Argument(help="segmentation URL")],
+    gt: Annotated[str, typer.Argument(help="ground-truth URL (same shape)")],
+    keep_gt_zero: Annotated[
+        bool, typer.Option(help="score ground-truth label 0 too (default: ignore it)")
+    ] = False,
+    block: Annotated[str | None, typer.Option(help="block shape Z,Y,X read at a time")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """VI split/merge (bits) and adapted Rand error, blockwise from contingency tables."""
+    from pipeline.evaluate import evaluate_volumes
 
-    @app.command()
-    def agglomerate(
-        tables: str = typer.Option(..., help="tables folder written by `petaseg graph`"),
-        scoring: str = typer.Option("mean", help="mean, median, quantile:0.75"),
-        max_global_edges: int = typer.Option(5_000_000, help="above this, two-level scheme"),
-        local_threshold: float = typer.Option(0.5, help="two-level: blockwise merges below"),
-        cluster: str = typer.Option(None, help=CLUSTER_HELP),
-        as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
-    ) -> None:
-        """Hierarchical agglomeration: a merge score for every region-graph edge."""
-        from pipeline.stages.agglomerate import run_agglomerate
-
-        with client_for(cluster) as client:
-            info = run_agglomerate(tables, scoring, max_global_edges, local_threshold, client)
-        print(json.dumps(info) if as_json else f"agglomerate: {info}")
-
-    @app.command()
-    def relabel(
-        fragments: str = typer.Argument(..., help="fragments URL"),
-        output: str = typer.Argument(..., help="segmentation Zarr URL (uint64)"),
-        tables: str = typer.Option(..., help="tables folder with merge scores"),
-        threshold: list[str] = typer.Option(None, help="threshold(s); several -> <output>_t<T>"),
-        cluster: str = typer.Option(None, help=CLUSTER_HELP),
-    ) -> None:
-        """Lookup tables at the thresholds (connected components of edges under them), then
-        the segmentation, blockwise."""
-        from pipeline.stages.relabel import relabel_luts
-        from pipeline.stages.segment import DEFAULT_THRESHOLD, run_segment
-
-        luts = run_segment(tables, parse_thresholds(threshold, DEFAULT_THRESHOLD))
-        with client_for(cluster) as client:
-            for s in relabel_luts(fragments, luts, output, client):
-                print(
-                    f"relabel: threshold {s['threshold']:g}: "
-                    f"{s['segments']} segments -> {s['segmentation']}"
-                )
-
-    @app.command()
-    def evaluate(
-        seg: str = typer.Argument(..., help="segmentation URL"),
-        gt: str = typer.Argument(..., help="ground-truth URL (same shape)"),
-        keep_gt_zero: bool = typer.Option(
-            False, help="score ground-truth label 0 too (default: ignore it)"
-        ),
-        block: str = typer.Option(None, help="block shape Z,Y,X read at a time"),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    ) -> None:
-        """VI split/merge (bits) and adapted Rand error, blockwise from contingency tables."""
-        from pipeline.evaluate import evaluate_volumes
-
-        scores = evaluate_volumes(seg, gt, not keep_gt_zero, parse_zyx(block, "block"))
-        if as_json:
-            print_json(scores)
-        else:
-            for k in ("vi_split", "vi_merge", "vi_sum", "adapted_rand"):
-                print(f"{k}: {scores[k]:.4f}")
+    scores = evaluate_volumes(seg, gt, not keep_gt_zero, parse_zyx(block, "block"))
+    if as_json:
+        print_json(scores)
+    else:
+        for k in ("vi_split", "vi_merge", "vi_sum", "adapted_rand"):
+            print(f"{k}: {scores[k]:.4f}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -117,56 +118,68 @@ def run_training(
     return summary
 
 
-def register(app: typer.Typer) -> None:
-    train_app = typer.Typer(help="Train a boundary or affinity network.", no_args_is_help=True)
+Raw = Annotated[str, typer.Option(help="raw EM volume URL, e.g. data.h5/volumes/raw")]
+Labels = Annotated[str, typer.Option(help="neuron label volume URL (0 = unlabeled)")]
+Checkpoint = Annotated[Path, typer.Option(help="checkpoint to write (.pt)")]
+Config = Annotated[Path | None, typer.Option(help="YAML file of training options")]
+Iterations = Annotated[int | None, typer.Option(help="training iterations (batches)")]
+ValSections = Annotated[
+    int, typer.Option(help="hold out the last N z-sections for validation (never trained on)")
+]
+Resume = Annotated[bool, typer.Option(help="continue the run saved at --out")]
+MaxMinutes = Annotated[float | None, typer.Option(help="stop and save after this long")]
+Plots = Annotated[Path | None, typer.Option(help="folder for PNGs (default: beside --out)")]
+Progress = Annotated[bool, typer.Option(help="show a progress bar")]
 
-    def _command(target: str):
-        def command(
-            raw: str = typer.Option(..., help="raw EM volume URL, e.g. data.h5/volumes/raw"),
-            labels: str = typer.Option(..., help="neuron label volume URL (0 = unlabeled)"),
-            out: Path = typer.Option(..., help="checkpoint to write (.pt)"),
-            config: Path | None = typer.Option(None, help="YAML file of training options"),
-            iterations: int | None = typer.Option(None, help="training iterations (batches)"),
-            val_sections: int = typer.Option(
-                30, help="hold out the last N z-sections for validation (never trained on)"
-            ),
-            resume: bool = typer.Option(False, help="continue the run saved at --out"),
-            max_minutes: float | None = typer.Option(None, help="stop and save after this long"),
-            plots: Path | None = typer.Option(None, help="folder for PNGs (default: beside --out)"),
-            progress: bool = typer.Option(True, help="show a progress bar"),
-        ) -> None:
-            summary = run_training(
-                target,
-                raw,
-                labels,
-                out,
-                config,
-                iterations,
-                val_sections,
-                resume,
-                max_minutes,
-                plots,
-                progress,
-            )
-            print(json.dumps(summary))
 
-        command.__doc__ = f"Train a 3D {target} U-Net; the last --val-sections are held out."
-        return command
+def boundary(
+    raw: Raw,
+    labels: Labels,
+    out: Checkpoint,
+    config: Config = None,
+    iterations: Iterations = None,
+    val_sections: ValSections = 30,
+    resume: Resume = False,
+    max_minutes: MaxMinutes = None,
+    plots: Plots = None,
+    progress: Progress = True,
+) -> None:
+    """Train a 3D boundary U-Net; the last --val-sections are held out."""
+    args = (config, iterations, val_sections, resume, max_minutes, plots, progress)
+    print(json.dumps(run_training("boundary", raw, labels, out, *args)))
 
-    train_app.command("boundary")(_command("boundary"))
-    train_app.command("affinity")(_command("affinity"))
 
-    @train_app.command("export")
-    def export(
-        checkpoint: Path = typer.Option(..., help="training checkpoint written by train"),
-        out: Path = typer.Option(..., help="model file to write (weights, config, no optimiser)"),
-    ) -> None:
-        """Strip the optimiser state from a training checkpoint: the shippable model file."""
-        from models.train import export_model
+def affinity(
+    raw: Raw,
+    labels: Labels,
+    out: Checkpoint,
+    config: Config = None,
+    iterations: Iterations = None,
+    val_sections: ValSections = 30,
+    resume: Resume = False,
+    max_minutes: MaxMinutes = None,
+    plots: Plots = None,
+    progress: Progress = True,
+) -> None:
+    """Train a 3D affinity U-Net; the last --val-sections are held out."""
+    args = (config, iterations, val_sections, resume, max_minutes, plots, progress)
+    print(json.dumps(run_training("affinity", raw, labels, out, *args)))
 
-        if out.exists():
-            raise InputError(f"--out {out} exists; remove it or choose another path")
-        export_model(checkpoint, out)
-        print(json.dumps({"out": str(out), "bytes": out.stat().st_size}))
 
-    app.add_typer(train_app, name="train")
+def export(
+    checkpoint: Annotated[Path, typer.Option(help="training checkpoint written by train")],
+    out: Annotated[Path, typer.Option(help="model file to write (weights, config, no optimiser)")],
+) -> None:
+    """Strip the optimiser state from a training checkpoint: the shippable model file."""
+    from models.train import export_model
+
+    if out.exists():
+        raise InputError(f"--out {out} exists; remove it or choose another path")
+    export_model(checkpoint, out)
+    print(json.dumps({"out": str(out), "bytes": out.stat().st_size}))
+
+
+group = typer.Typer(help="Train a boundary or affinity network.", no_args_is_help=True)
+group.command("boundary")(boundary)
+group.command("affinity")(affinity)
+group.command("export")(export)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -194,152 +195,153 @@ def run_predict(
     return s
 
 
-def register(app: typer.Typer) -> None:
-    t2 = typer.Typer(help="Train 2D task models on EM sections.", no_args_is_help=True)
-    common = dict(
-        raw=typer.Option(None, help="override the preset's raw URL (same sections are used)"),
-        labels=typer.Option(None, help="override the preset's labels URL"),
+Out = Annotated[Path, typer.Option(help="checkpoint to write (.pt)")]
+Data = Annotated[str, typer.Option(help=DATA_HELP)]
+Raw = Annotated[
+    str | None, typer.Option(help="override the preset's raw URL (same sections are used)")
+]
+Labels = Annotated[str | None, typer.Option(help="override the preset's labels URL")]
+Scale = Annotated[int | None, typer.Option(help="downsampling (default: the preset's)")]
+DETECTORS = {"two_stage": "two_stage", "grid": "grid"}  # --model -> detection model kind
+INSTANCE_MODELS = {"mask_rcnn": "instance"}
+
+
+def semantic(
+    out: Out,
+    data: Data = "isbi",
+    raw: Raw = None,
+    labels: Labels = None,
+    arch: Annotated[str, typer.Option(help="unet, fcn32s, fcn16s or fcn8s")] = "unet",
+    up: Annotated[
+        str, typer.Option(help="nearest, bed_of_nails, max_unpool, transposed, interp_conv")
+    ] = "transposed",
+    iterations: int = 300,
+    batch: int = 4,
+    tile: Annotated[int, typer.Option(help="square training tile (pixels)")] = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    threads: Annotated[int, typer.Option(help="torch CPU threads")] = 1,
+    scale: Annotated[int, typer.Option(help="downsample sections by this factor first")] = 1,
+    quiet: bool = False,
+) -> None:
+    """Per-pixel classes with a U-Net or FCN (softmax); evaluated on the held-out sections."""
+    print(
+        json.dumps(
+            run_semantic(
+                data,
+                out,
+                raw,
+                labels,
+                arch,
+                up,
+                iterations,
+                batch,
+                tile,
+                lr,
+                seed,
+                threads,
+                scale,
+                quiet,
+            ),
+            default=float,
+        )
     )
 
-    @t2.command("semantic")
-    def semantic(
-        out: Path = typer.Option(..., help="checkpoint to write (.pt)"),
-        data: str = typer.Option("isbi", help=DATA_HELP),
-        raw: str | None = common["raw"],
-        labels: str | None = common["labels"],
-        arch: str = typer.Option("unet", help="unet, fcn32s, fcn16s or fcn8s"),
-        up: str = typer.Option(
-            "transposed", help="nearest, bed_of_nails, max_unpool, transposed, interp_conv"
-        ),
-        iterations: int = typer.Option(300),
-        batch: int = typer.Option(4),
-        tile: int = typer.Option(128, help="square training tile (pixels)"),
-        lr: float = typer.Option(1e-3),
-        seed: int = typer.Option(0),
-        threads: int = typer.Option(1, help="torch CPU threads"),
-        scale: int = typer.Option(1, help="downsample sections by this factor first"),
-        quiet: bool = typer.Option(False),
-    ) -> None:
-        """Per-pixel classes with a U-Net or FCN (softmax); evaluated on the held-out sections."""
-        print(
-            json.dumps(
-                run_semantic(
-                    data,
-                    out,
-                    raw,
-                    labels,
-                    arch,
-                    up,
-                    iterations,
-                    batch,
-                    tile,
-                    lr,
-                    seed,
-                    threads,
-                    scale,
-                    quiet,
-                ),
-                default=float,
-            )
-        )
 
-    @t2.command("localize")
-    def localize(
-        out: Path = typer.Option(..., help="checkpoint to write (.pt)"),
-        data: str = typer.Option("vnc", help=DATA_HELP),
-        raw: str | None = common["raw"],
-        labels: str | None = common["labels"],
-        crop: int = typer.Option(64, help="crop size around one object (pixels, after --scale)"),
-        iterations: int = typer.Option(300),
-        batch: int = typer.Option(16),
-        lr: float = typer.Option(1e-3),
-        seed: int = typer.Option(0),
-        threads: int = typer.Option(1),
-        scale: int | None = typer.Option(None, help="downsampling (default: the preset's)"),
-        quiet: bool = typer.Option(False),
-    ) -> None:
-        """One object per crop: class + box (cross entropy + smooth-L1)."""
-        print(
-            json.dumps(
-                run_localize(
-                    data, out, raw, labels, crop, iterations, batch, lr, seed, threads, scale, quiet
-                ),
-                default=float,
-            )
-        )
-
-    def _detect_command(instance: bool):
-        def command(
-            out: Path = typer.Option(..., help="checkpoint to write (.pt)"),
-            data: str = typer.Option("vnc", help=DATA_HELP),
-            raw: str | None = common["raw"],
-            labels: str | None = common["labels"],
-            model: str = typer.Option(
-                "mask_rcnn" if instance else "two_stage",
-                help="mask_rcnn (the instance model)"
-                if instance
-                else "two_stage (Faster R-CNN) or grid (single shot)",
+def localize(
+    out: Out,
+    data: Data = "vnc",
+    raw: Raw = None,
+    labels: Labels = None,
+    crop: Annotated[
+        int, typer.Option(help="crop size around one object (pixels, after --scale)")
+    ] = 64,
+    iterations: int = 300,
+    batch: int = 16,
+    lr: float = 1e-3,
+    seed: int = 0,
+    threads: int = 1,
+    scale: Scale = None,
+    quiet: bool = False,
+) -> None:
+    """One object per crop: class + box (cross entropy + smooth-L1)."""
+    print(
+        json.dumps(
+            run_localize(
+                data, out, raw, labels, crop, iterations, batch, lr, seed, threads, scale, quiet
             ),
-            iterations: int = typer.Option(300),
-            batch: int = typer.Option(2),
-            tile: int = typer.Option(256),
-            lr: float = typer.Option(1e-3),
-            seed: int = typer.Option(0),
-            threads: int = typer.Option(1),
-            scale: int | None = typer.Option(None, help="downsampling (default: the preset's)"),
-            quiet: bool = typer.Option(False),
-        ) -> None:
-            choices = (
-                {"mask_rcnn": "instance"} if instance else {m: m for m in ("two_stage", "grid")}
-            )
-            if model not in choices:
-                raise InputError(f"--model {model!r} is unknown; use one of {sorted(choices)}")
-            kind = choices[model]
-            print(
-                json.dumps(
-                    run_detect(
-                        data,
-                        out,
-                        raw,
-                        labels,
-                        kind,
-                        iterations,
-                        batch,
-                        tile,
-                        lr,
-                        seed,
-                        threads,
-                        scale,
-                        quiet,
-                    ),
-                    default=float,
-                )
-            )
-
-        command.__doc__ = (
-            "Mask R-CNN on our encoder + FPN (instances); COCO box and mask mAP on held-out sections."
-            if instance
-            else "Object boxes: two-stage (Faster R-CNN) or single-shot grid detector; COCO mAP."
+            default=float,
         )
-        return command
+    )
 
-    t2.command("detect")(_detect_command(False))
-    t2.command("instance")(_detect_command(True))
-    app.add_typer(t2, name="train2d")
 
-    @app.command("predict2d")
-    def predict2d(
-        model: Path = typer.Option(..., help="checkpoint from `petaseg train2d`"),
-        image: str = typer.Option(..., help="a PNG/TIFF image, or a volume URL (with --section)"),
-        out: Path = typer.Option(Path("predictions2d"), help="output folder"),
-        section: int = typer.Option(0, help="z-section of a volume URL"),
-        score: float = typer.Option(0.5, help="keep detections with at least this score"),
-        scale: int | None = typer.Option(None, help="downsampling (default: the model's)"),
-        threads: int = typer.Option(1),
-    ) -> None:
-        """Predict one 2D image: writes the prediction (JSON, PNG labels) and a PNG overlay."""
-        print(
-            json.dumps(
-                run_predict(model, image, out, section, score, scale, threads), default=float
-            )
-        )
+def _train_detector(
+    kinds: dict[str, str], model: str, data: str, out: Path, raw, labels, options: tuple
+) -> None:
+    """``--model`` checked against ``kinds`` (its name -> the detection kind), then trained;
+    ``options`` are ``run_detect``'s from ``iterations`` on."""
+    if model not in kinds:
+        raise InputError(f"--model {model!r} is unknown; use one of {sorted(kinds)}")
+    print(json.dumps(run_detect(data, out, raw, labels, kinds[model], *options), default=float))
+
+
+def detect(
+    out: Out,
+    data: Data = "vnc",
+    raw: Raw = None,
+    labels: Labels = None,
+    model: Annotated[
+        str, typer.Option(help="two_stage (Faster R-CNN) or grid (single shot)")
+    ] = "two_stage",
+    iterations: int = 300,
+    batch: int = 2,
+    tile: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+    threads: int = 1,
+    scale: Scale = None,
+    quiet: bool = False,
+) -> None:
+    """Object boxes: two-stage (Faster R-CNN) or single-shot grid detector; COCO mAP."""
+    options = (iterations, batch, tile, lr, seed, threads, scale, quiet)
+    _train_detector(DETECTORS, model, data, out, raw, labels, options)
+
+
+def instance(
+    out: Out,
+    data: Data = "vnc",
+    raw: Raw = None,
+    labels: Labels = None,
+    model: Annotated[str, typer.Option(help="mask_rcnn (the instance model)")] = "mask_rcnn",
+    iterations: int = 300,
+    batch: int = 2,
+    tile: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+    threads: int = 1,
+    scale: Scale = None,
+    quiet: bool = False,
+) -> None:
+    """Mask R-CNN on our encoder + FPN (instances); COCO box and mask mAP on held-out sections."""
+    options = (iterations, batch, tile, lr, seed, threads, scale, quiet)
+    _train_detector(INSTANCE_MODELS, model, data, out, raw, labels, options)
+
+
+def predict2d(
+    model: Annotated[Path, typer.Option(help="checkpoint from `petaseg train2d`")],
+    image: Annotated[str, typer.Option(help="a PNG/TIFF image, or a volume URL (with --section)")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("predictions2d"),
+    section: Annotated[int, typer.Option(help="z-section of a volume URL")] = 0,
+    score: Annotated[float, typer.Option(help="keep detections with at least this score")] = 0.5,
+    scale: Annotated[int | None, typer.Option(help="downsampling (default: the model's)")] = None,
+    threads: int = 1,
+) -> None:
+    """Predict one 2D image: writes the prediction (JSON, PNG labels) and a PNG overlay."""
+    print(json.dumps(run_predict(model, image, out, section, score, scale, threads), default=float))
+
+
+group = typer.Typer(help="Train 2D task models on EM sections.", no_args_is_help=True)
+group.command("semantic")(semantic)
+group.command("localize")(localize)
+group.command("detect")(detect)
+group.command("instance")(instance)

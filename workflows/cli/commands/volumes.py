@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
-from workflows.cli.options import client_for, parse_roi, parse_zyx
+from workflows.cli.options import AsJson, Cluster, client_for, parse_roi, parse_zyx
 
 
 def _human(n: int | None) -> str:
@@ -19,67 +20,68 @@ def _human(n: int | None) -> str:
     return str(n)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def info(
-        url: str = typer.Argument(
-            ...,
+def info(
+    url: Annotated[
+        str,
+        typer.Argument(
             help="volume URL: out.zarr/raw, s3://..., precomputed://..., f.h5/volumes/raw, stack.tif",
         ),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    ) -> None:
-        """Shape, dtype, voxel size, offset, chunks/shards and size on disk of a volume."""
-        from pipeline.io.volume import open_volume
+    ],
+    as_json: AsJson = False,
+) -> None:
+    """Shape, dtype, voxel size, offset, chunks/shards and size on disk of a volume."""
+    from pipeline.io.volume import open_volume
 
-        d = open_volume(url).describe()
-        if as_json:
-            print(json.dumps(d))
-            return
-        print(f"url:         {d['url']}")
-        ch = f" x {d['channels']} channels" if d["channels"] else ""
-        print(f"shape (zyx): {tuple(d['shape'])}{ch}")
-        print(f"dtype:       {d['dtype']}")
-        print(f"voxel size:  {tuple(d['voxel_size_nm'])} nm")
-        print(f"offset:      {tuple(d['offset_nm'])} nm")
-        print(f"chunks:      {tuple(d['chunks'])}")
-        print(f"shards:      {tuple(d['shards']) if d['shards'] else 'none'}")
-        print(f"on disk:     {_human(d['bytes_on_disk'])}")
+    d = open_volume(url).describe()
+    if as_json:
+        print(json.dumps(d))
+        return
+    print(f"url:         {d['url']}")
+    ch = f" x {d['channels']} channels" if d["channels"] else ""
+    print(f"shape (zyx): {tuple(d['shape'])}{ch}")
+    print(f"dtype:       {d['dtype']}")
+    print(f"voxel size:  {tuple(d['voxel_size_nm'])} nm")
+    print(f"offset:      {tuple(d['offset_nm'])} nm")
+    print(f"chunks:      {tuple(d['chunks'])}")
+    print(f"shards:      {tuple(d['shards']) if d['shards'] else 'none'}")
+    print(f"on disk:     {_human(d['bytes_on_disk'])}")
 
-    @app.command()
-    def convert(
-        src: str = typer.Argument(..., help="any readable volume URL"),
-        dst: str = typer.Argument(..., help="Zarr path/s3:// URL or precomputed://..."),
-        chunks: str = typer.Option(None, help="output chunks Z,Y,X (default 64,64,64)"),
-        shards: str = typer.Option(
-            None, help="output shards Z,Y,X (Zarr only; a multiple of chunks)"
-        ),
-        block: str = typer.Option(
-            None, help="block shape Z,Y,X in voxels (a multiple of shards/chunks)"
-        ),
-        cluster: str = typer.Option(
-            None, help="local, local:N, tcp://host:port or tls://host:port"
-        ),
-        roi: str = typer.Option(
-            None, help="copy only this box z0:z1,y0:y1,x0:x1 (voxels; ':' = whole axis)"
-        ),
-    ) -> None:
-        """Copy a volume blockwise into Zarr or precomputed (resumable)."""
-        from pipeline.io.volume import open_volume
-        from pipeline.stages.convert import convert as run_convert
 
-        box = parse_roi(roi, open_volume(src).shape) if roi else None
+def convert(
+    src: Annotated[str, typer.Argument(help="any readable volume URL")],
+    dst: Annotated[str, typer.Argument(help="Zarr path/s3:// URL or precomputed://...")],
+    chunks: Annotated[
+        str | None, typer.Option(help="output chunks Z,Y,X (default 64,64,64)")
+    ] = None,
+    shards: Annotated[
+        str | None, typer.Option(help="output shards Z,Y,X (Zarr only; a multiple of chunks)")
+    ] = None,
+    block: Annotated[
+        str | None, typer.Option(help="block shape Z,Y,X in voxels (a multiple of shards/chunks)")
+    ] = None,
+    cluster: Cluster = None,
+    roi: Annotated[
+        str | None,
+        typer.Option(help="copy only this box z0:z1,y0:y1,x0:x1 (voxels; ':' = whole axis)"),
+    ] = None,
+) -> None:
+    """Copy a volume blockwise into Zarr or precomputed (resumable)."""
+    from pipeline.io.volume import open_volume
+    from pipeline.stages.convert import convert as run_convert
 
-        with client_for(cluster) as client:
-            report = run_convert(
-                src,
-                dst,
-                parse_zyx(chunks, "chunks"),
-                parse_zyx(shards, "shards"),
-                parse_zyx(block, "block"),
-                client=client,
-                roi=box,
-            )
-        print(
-            f"convert: {report.blocks_run} blocks written, {report.blocks_skipped} already done, "
-            f"{report.seconds:.1f} s -> {dst}"
+    box = parse_roi(roi, open_volume(src).shape) if roi else None
+
+    with client_for(cluster) as client:
+        report = run_convert(
+            src,
+            dst,
+            parse_zyx(chunks, "chunks"),
+            parse_zyx(shards, "shards"),
+            parse_zyx(block, "block"),
+            client=client,
+            roi=box,
         )
+    print(
+        f"convert: {report.blocks_run} blocks written, {report.blocks_skipped} already done, "
+        f"{report.seconds:.1f} s -> {dst}"
+    )

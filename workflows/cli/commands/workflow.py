@@ -1,10 +1,14 @@
-"""``petaseg run``, ``petaseg submit`` and ``petaseg status``."""
+"""``petaseg run``, ``petaseg submit`` and ``petaseg status`` (a workflow YAML end to end, here
+or on a running scheduler) and ``petaseg demo`` (the whole pipeline on a synthetic volume)."""
 
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
+
+from workflows.cli.options import AsJson, client_for, parse_zyx
 
 
 def _load(workflow: str, overrides: list[str] | None, cluster: str | None):
@@ -18,73 +22,107 @@ def _load(workflow: str, overrides: list[str] | None, cluster: str | None):
     return wf
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def run(
-        workflow: str = typer.Argument(..., help="workflow YAML (see workflows/examples/)"),
-        cluster: str = typer.Option(
-            None,
-            help="override the workflow's cluster: local, local:N, threads, tcp://..., tls://...",
+def run(
+    workflow: Annotated[str, typer.Argument(help="workflow YAML (see workflows/examples/)")],
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="override the workflow's cluster: local, local:N, threads, tcp://..., tls://..."
         ),
-        set_: list[str] = typer.Option(
-            None, "--set", help="override a key: stages.predict.overlap=0.25"
-        ),
-        as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
-    ) -> None:
-        """Run a workflow end to end; finished stages are skipped."""
-        from cluster import open_client
-        from workflows.run import run_workflow
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a key: stages.predict.overlap=0.25"),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run a workflow end to end; finished stages are skipped."""
+    from cluster import open_client
+    from workflows.run import run_workflow
 
-        wf = _load(workflow, set_, cluster)
-        with open_client(wf.cluster.spec()) as client:
-            link = getattr(client, "dashboard_link", None)
-            if link and not as_json:
-                print(f"Dask dashboard: {link}")
-            summary = run_workflow(wf, client, progress=not as_json)
-        if as_json:
-            print(json.dumps(summary, default=str))
-            return
-        print(f"{wf.name}: done -> {summary['output']}")
-        for name, t in summary["stages"].items():
-            extra = " (skipped: already done)" if t.get("skipped") else ""
-            print(f"  {name:<12} {t.get('seconds', 0):8.2f} s{extra}")
-        for m in summary["metrics"]:
-            print(
-                f"  threshold {m['threshold']:g}: VI split {m['vi_split']:.3f} merge "
-                f"{m['vi_merge']:.3f} sum {m['vi_sum']:.3f}, adapted Rand {m['adapted_rand']:.3f}"
-            )
+    wf = _load(workflow, set_, cluster)
+    with open_client(wf.cluster.spec()) as client:
+        link = getattr(client, "dashboard_link", None)
+        if link and not as_json:
+            print(f"Dask dashboard: {link}")
+        summary = run_workflow(wf, client, progress=not as_json)
+    if as_json:
+        print(json.dumps(summary, default=str))
+        return
+    print(f"{wf.name}: done -> {summary['output']}")
+    for name, t in summary["stages"].items():
+        extra = " (skipped: already done)" if t.get("skipped") else ""
+        print(f"  {name:<12} {t.get('seconds', 0):8.2f} s{extra}")
+    for m in summary["metrics"]:
+        print(
+            f"  threshold {m['threshold']:g}: VI split {m['vi_split']:.3f} merge "
+            f"{m['vi_merge']:.3f} sum {m['vi_sum']:.3f}, adapted Rand {m['adapted_rand']:.3f}"
+        )
 
-    @app.command()
-    def submit(
-        workflow: str = typer.Argument(..., help="workflow YAML"),
-        scheduler: str = typer.Option(..., help="tcp://host:port or tls://host:port"),
-        detach: bool = typer.Option(
-            False, help="return at once; follow with `petaseg status OUTPUT`"
-        ),
-        set_: list[str] = typer.Option(None, "--set", help="override a key"),
-    ) -> None:
-        """Submit a workflow to a running scheduler (the driver runs on the cluster)."""
-        from cluster import open_client
-        from workflows.submit import submit_workflow
 
-        wf = _load(workflow, set_, None)
-        spec = wf.cluster.model_copy(update={"kind": "scheduler", "address": scheduler}).spec()
-        with open_client(spec) as client:
-            result = submit_workflow(wf, client, detach)
-        if detach:
-            print(f"submitted {result}; follow it with: petaseg status {wf.output}")
-        else:
-            print(json.dumps(result, default=str))
+def submit(
+    workflow: Annotated[str, typer.Argument(help="workflow YAML")],
+    scheduler: Annotated[str, typer.Option(help="tcp://host:port or tls://host:port")],
+    detach: Annotated[
+        bool, typer.Option(help="return at once; follow with `petaseg status OUTPUT`")
+    ] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key")] = None,
+) -> None:
+    """Submit a workflow to a running scheduler (the driver runs on the cluster)."""
+    from cluster import open_client
+    from workflows.submit import submit_workflow
 
-    @app.command()
-    def status(
-        output: str = typer.Argument(
-            ..., help="the workflow's output container (e.g. out/run.zarr)"
-        ),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Progress of a run, read from its done markers (attached or not)."""
-        from workflows.status import run_status, status_text
+    wf = _load(workflow, set_, None)
+    spec = wf.cluster.model_copy(update={"kind": "scheduler", "address": scheduler}).spec()
+    with open_client(spec) as client:
+        result = submit_workflow(wf, client, detach)
+    if detach:
+        print(f"submitted {result}; follow it with: petaseg status {wf.output}")
+    else:
+        print(json.dumps(result, default=str))
 
-        s = run_status(output)
-        print(json.dumps(s) if as_json else status_text(s))
+
+def status(
+    output: Annotated[
+        str, typer.Argument(help="the workflow's output container (e.g. out/run.zarr)")
+    ],
+    as_json: AsJson = False,
+) -> None:
+    """Progress of a run, read from its done markers (attached or not)."""
+    from workflows.status import run_status, status_text
+
+    s = run_status(output)
+    print(json.dumps(s) if as_json else status_text(s))
+
+
+def demo(
+    output: Annotated[str, typer.Option(help="output folder")] = "petaseg-demo",
+    shape: Annotated[str, typer.Option(help="synthetic volume shape Z,Y,X")] = "64,128,128",
+    seed: Annotated[int, typer.Option(help="seed of the synthetic volume")] = 0,
+    input_url: Annotated[
+        str | None, typer.Option("--input", help="run on this volume instead of synthetic data")
+    ] = None,
+    cluster: Annotated[
+        str, typer.Option(help="local, local:N, threads, tcp://... or tls://...")
+    ] = "local",
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a key of the demo workflow: stages.predict.tta=true"),
+    ] = None,
+) -> None:
+    """Run the pipeline on a synthetic EM volume (or --input) on an embedded LocalCluster."""
+    from workflows.demo import run_demo
+
+    with client_for(cluster) as client:
+        link = getattr(client, "dashboard_link", None)
+        if link:
+            print(f"Dask dashboard: {link}")
+        summary = run_demo(
+            output,
+            parse_zyx(shape, "shape"),
+            seed,
+            input_url,
+            client=client,
+            overrides=set_,
+        )
+    print(summary.text())
