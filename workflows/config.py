@@ -32,14 +32,32 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {item!r}: {part!r} is not a section")
             node = child
-        node[path[-1]] = yaml.safe_load(raw)
+        try:
+            node[path[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+            raise ConfigError(
+                f"--set {item!r}: the value {raw!r} is not valid YAML ({problem}); "
+                "quote it or close its brackets, e.g. stages.segment.thresholds=[0.4,0.5]"
+            ) from None
     return data
 
 
-def format_validation_error(error: ValidationError, source: str, what: str = "workflow") -> str:
+def format_validation_error(
+    error: ValidationError,
+    source: str,
+    what: str = "workflow",
+    names: dict[str, str] | None = None,
+) -> str:
+    """One line per problem, each naming its key path (or, through ``names``, the command-line
+    option a key came from: ``{"segment.thresholds": "--threshold"}``)."""
     lines = [f"{source}: invalid {what}"]
     for e in error.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        for key, option in (names or {}).items():
+            if where == key or where.startswith(key + "."):
+                where = option
+                break
         if e["type"] == "extra_forbidden":
             lines.append(f"  {where}: unknown key (check the spelling; see workflows/examples/)")
         elif e["type"] == "missing":
@@ -49,12 +67,15 @@ def format_validation_error(error: ValidationError, source: str, what: str = "wo
     return "\n".join(lines)
 
 
-def validated(model: type[M], source: str, **values: Any) -> M:
-    """``model`` validated from ``values``; a wrong value is a ConfigError naming its key path."""
+def validated(
+    model: type[M], source: str, values: dict[str, Any], names: dict[str, str] | None = None
+) -> M:
+    """``model`` validated from ``values``; a wrong value is a ConfigError naming its key path
+    or the option it came from (``names``)."""
     try:
         return model.model_validate(values)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source, "values")) from None
+        raise ConfigError(format_validation_error(e, source, "values", names)) from None
 
 
 def load_config(

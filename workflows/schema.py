@@ -6,13 +6,15 @@ silently ignored setting.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from workflows.cluster_spec import ClusterSection, Strict
 
-Triple = tuple[int, int, int]
+Triple = tuple[PositiveInt, PositiveInt, PositiveInt]  # a shape in voxels: every side >= 1
+Margin = tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt]  # a context in voxels: >= 0
+MergeThreshold = Annotated[float, Field(ge=0.0, le=1.0)]  # merge scores lie in [0, 1]
 
 
 class SyntheticInput(Strict):
@@ -60,7 +62,7 @@ class FragmentsStage(Strict):
     min_size: int = Field(50, ge=0)
     mode: Literal["3d", "2d"] = "3d"
     block: Triple | None = None
-    context: Triple | None = None
+    context: Margin | None = None
 
 
 class GraphStage(Strict):
@@ -76,7 +78,7 @@ class AgglomerateStage(Strict):
 
 
 class SegmentStage(Strict):
-    thresholds: list[float] = Field(default_factory=lambda: [0.7], min_length=1)
+    thresholds: list[MergeThreshold] = Field(default_factory=lambda: [0.7], min_length=1)
 
 
 class CorrectStage(Strict):

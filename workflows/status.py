@@ -35,7 +35,10 @@ def run_status(output: str) -> dict[str, Any]:
 
 def status_text(status: dict[str, Any]) -> str:
     if not status["found"]:
-        return f"{status['output']}: no run found (no done markers beside it)"
+        return (
+            f"{status['output']}: no run found (no done markers beside it); give the output "
+            "container of a workflow (its `output:` key), e.g. out/run.zarr"
+        )
     lines = [f"{status['output']}"]
     for name, timing in status["stages"].items():
         lines.append(f"  stage {name:<12} finished ({timing.get('seconds', 0):.1f} s)")

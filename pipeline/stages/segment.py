@@ -45,6 +45,12 @@ def run_segment(root: str, thresholds: Sequence[float]) -> list[dict[str, Any]]:
     n_blocks = meta["num_blocks"]
     if not thresholds:
         raise InputError("give at least one threshold")
+    outside = [t for t in thresholds if not 0.0 <= float(t) <= 1.0]
+    if outside:
+        raise InputError(
+            f"merge threshold(s) {', '.join(f'{t:g}' for t in outside)} outside [0, 1]: merge "
+            "scores lie in [0, 1] (0.7 is the default; sweep e.g. 0.5,0.6,0.7)"
+        )
     if not table_exists(block_table(root, "agglomeration/scores", 0)):
         raise InputError(
             f"no merge scores under {root}: run `petaseg agglomerate` (or `petaseg segment`) first"

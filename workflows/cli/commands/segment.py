@@ -29,6 +29,21 @@ if TYPE_CHECKING:
     from pipeline.seg.watershed import FragmentParams
 
 Scoring = Annotated[str, typer.Option(help="mean, median, quantile:0.75")]
+SEGMENT_OPTIONS = {  # workflow key -> the option of `petaseg segment` it comes from
+    "segment.thresholds": "--threshold",
+    "fragments.threshold": "--ws-threshold",
+    "fragments.sigma_seeds": "--sigma-seeds",
+    "fragments.sigma_weights": "--sigma-weights",
+    "fragments.alpha": "--alpha",
+    "fragments.min_size": "--min-size",
+    "fragments.mode": "--mode",
+    "fragments.block": "--block",
+    "fragments.context": "--context",
+    "graph.bins": "--bins",
+    "agglomerate.scoring": "--scoring",
+    "agglomerate.max_global_edges": "--max-global-edges",
+    "agglomerate.local_threshold": "--local-threshold",
+}
 
 
 def parse_thresholds(values: list[str] | None, default: float) -> list[float]:
@@ -125,22 +140,21 @@ def segment(
     from workflows.schema import Stages
 
     params = fragment_params(ws_threshold, sigma_seeds, sigma_weights, alpha, min_size, mode)
-    stages = validated(
-        Stages,
-        "petaseg segment options",
-        fragments={
+    values = {
+        "fragments": {
             **params.as_dict(),
             "block": parse_zyx(block, "block"),
             "context": parse_context(context),
         },
-        graph={"bins": bins},
-        agglomerate={
+        "graph": {"bins": bins},
+        "agglomerate": {
             "scoring": scoring,
             "max_global_edges": max_global_edges,
             "local_threshold": local_threshold,
         },
-        segment={"thresholds": parse_thresholds(threshold, DEFAULT_THRESHOLD)},
-    )
+        "segment": {"thresholds": parse_thresholds(threshold, DEFAULT_THRESHOLD)},
+    }
+    stages = validated(Stages, "petaseg segment", values, SEGMENT_OPTIONS)
     with client_for(cluster) as client:
         result = segment_boundaries(
             boundaries, output, stages, client, not as_json, fragments, tables

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from pipeline.errors import InputError
 from workflows.cli.options import AsJson, client_for, parse_zyx
 
 
@@ -92,6 +93,8 @@ def status(
     from workflows.status import run_status, status_text
 
     s = run_status(output)
+    if not s["found"]:
+        raise InputError(status_text(s))
     print(json.dumps(s) if as_json else status_text(s))
 
 
