@@ -89,6 +89,22 @@ def _infer_graph(lut_url: str) -> str | None:
     return None
 
 
+def segment_id(value: Any, what: str) -> int:
+    """A segment id as given by a user: an integer in [1, 2^64) (ids are uint64; 0 is
+    background), or a clear error naming it."""
+    try:
+        sid = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what}: {value!r} is not a segment id (a whole number)") from None
+    if sid == 0:
+        raise InputError(f"{what}: segment 0 is background; name a segment id from 1 to 2^64-1")
+    if not 0 < sid < 2**64:
+        raise InputError(
+            f"{what}: {sid} is not a segment id: ids are uint64 from 1 to 2^64-1 (0 is background)"
+        )
+    return sid
+
+
 class EditLog:
     """An open edit log. Safe to use from several processes at once (one SQLite file)."""
 
@@ -196,7 +212,7 @@ class EditLog:
 
     def fragments_of(self, segment: int, version: int | None = None) -> np.ndarray:
         lut = self.lut(version)
-        return lut.fragment[lut.segment == np.uint64(segment)]
+        return lut.fragment[lut.segment == np.uint64(segment_id(segment, "segment"))]
 
     def segments(self, version: int | None = None) -> np.ndarray:
         return np.unique(self.lut(version).segment)
@@ -215,7 +231,7 @@ class EditLog:
         expect_version: int | None = None,
     ) -> EditResult:
         """Join segments ``a`` and ``b``; the result keeps the smaller id."""
-        a, b = int(a), int(b)
+        a, b = segment_id(a, "merge"), segment_id(b, "merge")
         base = self._base(expect_version)
         if a == b:
             raise InputError(f"merge: {a} and {b} are the same segment; name two segments")
@@ -239,7 +255,7 @@ class EditLog:
     ) -> EditResult:
         """Cut ``segment`` between the source and sink points (nm, z y x) by a minimum cut of its
         fragment graph; the sink side becomes a new segment."""
-        segment = int(segment)
+        segment = segment_id(segment, "split")
         base = self._base(expect_version)
         frags = self._known(segment, base)
         if not sources or not sinks:
@@ -276,7 +292,7 @@ class EditLog:
     ) -> EditResult:
         """Move the fragments ``moved`` of ``segment`` to a new segment (a split whose cut was
         decided elsewhere, e.g. by the correction stage)."""
-        segment = int(segment)
+        segment = segment_id(segment, "split")
         base = self._base(expect_version)
         frags = self._known(segment, base)
         moved = np.unique(np.asarray(moved, np.uint64))
