@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -139,18 +140,53 @@ def test_headless_chromium_renders_the_served_segmentation(out, tmp_path, layout
     assert covered > 0.10, covered  # the data covers a real part of the view
 
 
-def test_server_sends_cors_and_inflates_gzip_chunks(out):
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), b""
+
+
+def test_server_sends_cors_to_the_viewer_only_and_inflates_gzip_chunks(out):
     from pipeline.export.serve import DataServer
 
     gz = next((out / "segmentation" / "10_10_10").glob("*.gz"))
     with DataServer(out) as server:
+        server.allow_origin("http://127.0.0.1:9999/v/1/")
         url = f"{server.url}/segmentation/10_10_10/{gz.name[:-3]}"
-        with urllib.request.urlopen(url) as r:
-            assert r.headers["Access-Control-Allow-Origin"] == "*"
-            assert r.headers["Content-Encoding"] == "gzip"
-            assert r.read() == gz.read_bytes()
-        with urllib.request.urlopen(f"{server.url}/segmentation/info") as r:
-            assert json.loads(r.read())["type"] == "segmentation"
+        status, headers, body = _get(url, {"Origin": "http://127.0.0.1:9999"})
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:9999"
+        assert headers["Content-Encoding"] == "gzip" and body == gz.read_bytes()
+        status, headers, _ = _get(url, {"Origin": "http://evil.example"})
+        assert status == 200 and "Access-Control-Allow-Origin" not in headers
+        status, _, body = _get(f"{server.url}/segmentation/info")
+        assert status == 200 and json.loads(body)["type"] == "segmentation"
+
+
+def test_server_serves_only_files_inside_the_folder_to_local_hosts(out, tmp_path):
+    from pipeline.export.serve import DataServer
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the browser")
+    (out / "link").symlink_to(tmp_path, target_is_directory=True)
+    (out / "leak.txt").symlink_to(secret)
+    try:
+        with DataServer(out) as server:
+            for path in ("/link/secret.txt", "/leak.txt", "/../secret.txt", "/segmentation/"):
+                assert _get(server.url + path)[0] == 404, path  # no links out, no listings
+            for host in ("evil.example", f"evil.example:{server.port}", "127.0.0.1:1"):
+                status, _, _ = _get(f"{server.url}/segmentation/info", {"Host": host})
+                assert status == 403, host  # DNS rebinding: a foreign Host is refused
+            assert (
+                _get(f"{server.url}/segmentation/info", {"Host": f"localhost:{server.port}"})[0]
+                == 200
+            )
+            assert _get(f"{server.url}/ng/")[0] == 200  # the bundled viewer client
+    finally:
+        (out / "link").unlink()
+        (out / "leak.txt").unlink()
 
 
 def test_view_command_prints_local_urls(out, capsys):

@@ -1,5 +1,6 @@
-"""Serve a local precomputed folder over HTTP on 127.0.0.1 with CORS, so a Neuroglancer page
-(from another origin, e.g. the neuroglancer Python viewer) can read it.
+"""Serve a local precomputed folder over HTTP on 127.0.0.1, with CORS for the viewer's origin only,
+so a Neuroglancer page (from another origin, e.g. the neuroglancer Python viewer) can read it and
+other web pages cannot (no listings, no files outside the folder, no foreign Host header).
 
 cloud-volume stores compressed chunks as ``name.gz``; Neuroglancer asks for ``name``. The
 handler serves ``name.gz`` with ``Content-Encoding: gzip`` so the browser inflates it. The
@@ -36,13 +37,29 @@ def neuroglancer_client_dir() -> Path:
 
 
 class _Handler(SimpleHTTPRequestHandler):
+    """Files of the served folder (and the bundled client under ``/ng/``), nothing else: no
+    directory listings, no file reached through a link out of the folder, no foreign ``Host``
+    (DNS rebinding), CORS only for the origins the server was told about (the viewer's)."""
+
     client_dir: str = ""
+    server: _LocalServer
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.headers.get("Host", "") not in self.server.allowed_hosts:
+            self.send_error(403, "foreign Host header: this server answers 127.0.0.1 only")
+            return False
+        return True
 
     def end_headers(self) -> None:
-        self.send_header("Access-Control-Allow-Origin", "*")
-        self.send_header("Access-Control-Allow-Headers", "x-requested-with, range")
-        self.send_header("Access-Control-Expose-Headers", "content-range, content-encoding")
-        self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+        origin = self.headers.get("Origin") if hasattr(self, "headers") else None
+        if origin and origin in self.server.allowed_origins:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Vary", "Origin")
+            self.send_header("Access-Control-Allow-Headers", "x-requested-with, range")
+            self.send_header("Access-Control-Expose-Headers", "content-range, content-encoding")
+            self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
 
@@ -58,10 +75,20 @@ class _Handler(SimpleHTTPRequestHandler):
             return os.path.join(self.client_dir, *parts) if parts else self.client_dir
         return super().translate_path(path)
 
+    def _inside(self, path: str) -> bool:
+        """Whether ``path`` is really inside the served folder or the client (links resolved)."""
+        real = os.path.realpath(path)
+        roots = (os.path.realpath(self.directory), os.path.realpath(self.client_dir))
+        return any(real == r or real.startswith(r + os.sep) for r in roots)
+
     def send_head(self):
         path = self.translate_path(self.path)
-        if not os.path.exists(path) and os.path.isfile(path + ".gz"):
-            f = open(path + ".gz", "rb")  # noqa: SIM115 - closed by copyfile's caller
+        gz = path + ".gz"
+        if not os.path.exists(path) and os.path.isfile(gz):
+            if not self._inside(gz):
+                self.send_error(404, "File not found")
+                return None
+            f = open(gz, "rb")  # noqa: SIM115 - closed by copyfile's caller
             size = os.fstat(f.fileno()).st_size
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
@@ -69,7 +96,14 @@ class _Handler(SimpleHTTPRequestHandler):
             self.send_header("Content-Length", str(size))
             self.end_headers()
             return f
+        if os.path.exists(path) and not self._inside(path):
+            self.send_error(404, "File not found")
+            return None
         return super().send_head()
+
+    def list_directory(self, path):  # no listings: a folder is not a file
+        self.send_error(404, "File not found")
+        return None
 
     def guess_type(self, path: str) -> str:
         if path.endswith(".wasm"):
@@ -80,6 +114,12 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
         return None
+
+
+class _LocalServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allowed_hosts: set[str]
+    allowed_origins: set[str]
 
 
 class DataServer:
@@ -96,13 +136,18 @@ class DataServer:
                 f"refusing to serve {root} on {host}: petaseg serves on 127.0.0.1 only"
             )
         handler = type("Handler", (_Handler,), {"client_dir": str(neuroglancer_client_dir())})
-        self.httpd = ThreadingHTTPServer(
-            (host, port), functools.partial(handler, directory=str(root))
-        )
-        self.httpd.daemon_threads = True
+        self.httpd = _LocalServer((host, port), functools.partial(handler, directory=str(root)))
         self.port = self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}"
+        names = ("127.0.0.1", "localhost") if host != "::1" else ("[::1]", "localhost")
+        self.httpd.allowed_hosts = {f"{n}:{self.port}" for n in names}
+        self.httpd.allowed_origins = set()
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def allow_origin(self, url: str) -> None:
+        """Let pages from ``url``'s origin (the viewer's) read the folder (CORS)."""
+        parts = urllib.parse.urlsplit(url)
+        self.httpd.allowed_origins.add(f"{parts.scheme}://{parts.netloc}")
 
     def start(self) -> DataServer:
         self._thread.start()

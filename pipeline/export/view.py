@@ -47,6 +47,7 @@ def open_viewer(
         state = rebase_state(state or saved["state"], saved.get("base", ""), server.url)
         neuroglancer.set_server_bind_address("127.0.0.1", bind_port=viewer_port)
         viewer = neuroglancer.Viewer()
+        server.allow_origin(str(viewer))
         viewer.set_state(neuroglancer.ViewerState(state))
     except Exception:
         server.stop()
