@@ -112,7 +112,8 @@ def _local_cluster(spec: ClusterSpec) -> LocalCluster:
         n_workers=n if processes else 1,
         threads_per_worker=1 if processes else n,
         processes=processes,
-        host=spec.bind if processes else None,  # threads talk in-process (inproc://)
+        host=spec.bind,
+        protocol="tcp",  # also for threads: an inproc:// scheduler has no loopback address
         dashboard_address=f"{spec.bind}:0" if spec.dashboard else None,
     )
 

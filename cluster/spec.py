@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from cluster.errors import ClusterSpecError
 
 KINDS = ("local", "threads", "scheduler", "slurm", "kubernetes")
+BIND_ENV = "PETASEG_BIND"  # where embedded clusters listen unless a spec says (petaseg --bind)
 SHORTHANDS = "local, local:N, threads, threads:N, tcp://host:port or tls://host:port"
 _ADDRESS = re.compile(r"(tcp|tls)://[^\s/:]+:\d+")
 
@@ -39,7 +41,7 @@ class ClusterSpec:
     slurm: dict[str, Any] = field(default_factory=dict)
     kubernetes: dict[str, Any] = field(default_factory=dict)
     dashboard: bool = True
-    bind: str = "127.0.0.1"
+    bind: str = field(default_factory=lambda: default_bind())
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
@@ -56,6 +58,12 @@ class ClusterSpec:
                 raise ClusterSpecError(
                     f"scheduler address {self.address!r}: use tcp://host:port or tls://host:port"
                 )
+
+
+def default_bind() -> str:
+    """Where embedded clusters listen: ``$PETASEG_BIND`` (set by ``petaseg --bind``), else
+    127.0.0.1, so no dashboard or worker is reachable from the network unless asked for."""
+    return os.environ.get(BIND_ENV) or "127.0.0.1"
 
 
 def _worker_count(text: str, option: str) -> int | None:

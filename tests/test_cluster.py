@@ -70,3 +70,43 @@ def test_cli_reports_unreachable_scheduler(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
     assert "Traceback" not in err
+
+
+def _listening(pids: set[int]) -> set[tuple[str, int]]:
+    import psutil
+
+    return {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections("inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in pids
+    }
+
+
+@pytest.mark.parametrize("option", ["local:1", "threads:1"])
+def test_embedded_clusters_listen_on_loopback_only(option):
+    import os
+
+    import psutil
+
+    me = psutil.Process()
+    before = _listening({os.getpid()})
+    with open_client(option) as client:
+        assert client.dashboard_link.startswith("http://127.0.0.1:")
+        pids = {os.getpid(), *(c.pid for c in me.children(recursive=True))}
+        opened = _listening(pids) - before
+        assert opened, "the cluster listens nowhere?"
+        assert {ip for ip, _ in opened} == {"127.0.0.1"}, opened
+
+
+def test_bind_is_an_option_for_one_call(tmp_path, monkeypatch, capsys):
+    import os
+
+    from cluster.spec import BIND_ENV
+
+    monkeypatch.delenv(BIND_ENV, raising=False)
+    assert parse_cluster_option("local").bind == "127.0.0.1"
+    monkeypatch.setenv(BIND_ENV, "10.1.2.3")
+    assert parse_cluster_option("local:2").bind == "10.1.2.3"
+    monkeypatch.delenv(BIND_ENV)
+    assert main(["--bind", "10.1.2.3", "status", str(tmp_path / "none.zarr")]) == 2
+    assert BIND_ENV not in os.environ  # the option held for that call only

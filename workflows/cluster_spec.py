@@ -55,6 +55,11 @@ class ClusterSection(Strict):
     slurm: SlurmSpec | None = None
     kubernetes: KubernetesSpec | None = None
     require_gpu: bool = Field(False, description="refuse to run inference without GPU workers")
+    bind: str | None = Field(
+        None,
+        description="local/threads: address the scheduler, dashboard and workers listen on "
+        "(default 127.0.0.1, or petaseg --bind)",
+    )
 
     @model_validator(mode="after")
     def _scheduler_has_an_address(self) -> ClusterSection:
@@ -75,7 +80,9 @@ class ClusterSection(Strict):
         kube = (
             (self.kubernetes or KubernetesSpec()).model_dump() if self.kind == "kubernetes" else {}
         )
+        extra = {"bind": self.bind} if self.bind else {}
         return ClusterSpec(
+            **extra,
             kind=self.kind,
             workers=self.workers,
             address=self.address,

@@ -8,6 +8,7 @@ its traceback and exits 1 (``workflows.cli.crash``; ``--debug`` prints the trace
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import Annotated
@@ -15,6 +16,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from cluster.spec import BIND_ENV
 from pipeline.provenance import package_version
 from workflows.cli.commands import (
     bench,
@@ -91,9 +93,19 @@ def global_options(
         bool,
         typer.Option("--debug", help="print the traceback of an internal error (not a log file)"),
     ] = False,
+    bind: Annotated[
+        str | None,
+        typer.Option(
+            "--bind",
+            help="address the embedded Dask cluster (scheduler, dashboard, workers) listens on; "
+            "default 127.0.0.1 (0.0.0.0 makes the dashboard reachable from the network)",
+        ),
+    ] = None,
 ) -> None:
     if isinstance(ctx.obj, Session):
         ctx.obj.debug = debug
+    if bind:
+        os.environ[BIND_ENV] = bind
 
 
 app = typer.Typer(
@@ -116,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``petaseg`` with ``argv`` (default: the process's arguments); return the exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     session = Session()
+    bind = os.environ.get(BIND_ENV)
     try:
         code = click_group(app).main(
             args=args, prog_name="petaseg", standalone_mode=False, obj=session
@@ -132,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             return report_crash(e, args, session.debug)
         print(known[1], file=sys.stderr)
         return known[0]
+    finally:  # --bind holds for this call only
+        if bind is None:
+            os.environ.pop(BIND_ENV, None)
+        else:
+            os.environ[BIND_ENV] = bind
     return code if isinstance(code, int) else 0
 
 
