@@ -220,8 +220,8 @@ def _train_eval(model, train, val, masks: bool, lr: float = 1e-3) -> tuple[dict,
 def _train_eval_stock(masks: bool, train, val) -> dict:
     """The stock model at the shared budget; if it diverges at lr 1e-3 (from scratch, no
     frozen BN), once more from a fresh model at 1e-4, and the result says so."""
+    from models.errors import InputError
     from models.tasks.data2d import intensity_stats
-    from pipeline.errors import InputError
 
     for lr in (1e-3, 1e-4):
         torch.manual_seed(0)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from models.errors import CheckpointError
 from models.tasks.checkpoint2d import load_task_model, save_task_model
 from models.tasks.detect_grid import GridDetector
-from pipeline.errors import CheckpointError
 from tests.conftest import shared_file
 from workflows.cli.app import main
 
@@ -197,13 +197,13 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_predict_image_handles_every_task_and_odd_sizes(tmp_path):
+    from models.errors import InputError
     from models.tasks.instance import build_mask_rcnn
     from models.tasks.localize import Localizer
     from models.tasks.overlay import save_overlay
     from models.tasks.predict2d import predict_image, summary
     from models.tasks.semantic import SemanticNet
     from models.tasks.sliding_window import PatchClassifier
-    from pipeline.errors import InputError
 
     torch.manual_seed(0)
     image = np.random.default_rng(0).integers(0, 255, (50, 37), dtype=np.uint8)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from models.errors import ConfigError, InputError
 from models.tasks.data2d import detection_batch
 from models.tasks.detect_grid import GridDetector, fit_anchors
 from models.tasks.detect_two_stage import build_detector
 from models.tasks.fit import fit
-from pipeline.errors import ConfigError, InputError
 from tests.conftest import assert_one_step_learns, shared_file
 
 torch.set_num_threads(1)

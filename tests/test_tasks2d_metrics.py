@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.errors import InputError
 from models.tasks.metrics2d import (
     coco_map,
     confusion_matrix,
@@ -14,7 +15,6 @@ from models.tasks.metrics2d import (
     proposal_scores,
     segmentation_scores,
 )
-from pipeline.errors import InputError
 
 
 def needs_coco() -> None:

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
+from models.errors import InputError
 from models.tasks.metrics2d import proposal_scores
 from models.tasks.proposals import adjacency, hierarchical_grouping, selective_search
-from pipeline.errors import InputError
 from tests.conftest import shared_file
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from models.errors import ConfigError, InputError
 from models.tasks.data2d import isbi_classes, semantic_batch
 from models.tasks.fit import fit
 from models.tasks.semantic import SemanticNet, valid_variants
 from models.tasks.sliding_window import PATCH, PatchClassifier, patch_batch
-from pipeline.errors import ConfigError, InputError
 from tests.conftest import shared_file
 
 torch.set_num_threads(1)

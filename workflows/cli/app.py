@@ -12,6 +12,7 @@ import click
 import typer
 
 from cluster import ClusterSetupError
+from models.errors import ModelError
 from pipeline.errors import BlockFailures, PetasegError
 
 app = typer.Typer(
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None, packages: list[str] | None = None) -> in
     except BlockFailures as e:
         print(f"petaseg: {e}", file=sys.stderr)
         return 3
-    except (PetasegError, ClusterSetupError) as e:
+    except (PetasegError, ModelError, ClusterSetupError) as e:
         print(f"petaseg: error: {e}", file=sys.stderr)
         return 2
     except click.exceptions.Abort:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 
 from cluster import ClusterSetupError
+from models.errors import ModelError
 from pipeline.errors import BlockFailures, PetasegError
 
 
@@ -17,6 +18,6 @@ def exit_on_failure() -> Iterator[None]:
     except BlockFailures as e:
         print(f"petaseg: {e}", file=sys.stderr)
         sys.exit(3)
-    except (PetasegError, ClusterSetupError) as e:
+    except (PetasegError, ModelError, ClusterSetupError) as e:
         print(f"petaseg: error: {e}", file=sys.stderr)
         sys.exit(2)
