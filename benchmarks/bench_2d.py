@@ -55,8 +55,8 @@ def _r(x, nd=4):
 
 
 def bench_semantic(out: dict) -> dict:
-    from models.tasks.recipes import evaluate_semantic, train_semantic
     from models.tasks.semantic import valid_variants
+    from models.train2d.recipes import evaluate_semantic, train_semantic
     from workflows.training.data2d import semantic_data
 
     b = BUDGET["semantic"]
@@ -96,10 +96,10 @@ def bench_semantic(out: dict) -> dict:
 
 
 def bench_sliding_window(out: dict, fcn_model) -> None:
-    from models.tasks.data2d import to_float
-    from models.tasks.fit import synchronize
-    from models.tasks.metrics2d import confusion_matrix, segmentation_scores
-    from models.tasks.recipes import evaluate_semantic, model_device, train_patch_classifier
+    from models.train2d.data import to_float
+    from models.train2d.fit import synchronize
+    from models.train2d.metrics import confusion_matrix, segmentation_scores
+    from models.train2d.recipes import evaluate_semantic, model_device, train_patch_classifier
     from workflows.training.data2d import semantic_data
 
     b = BUDGET["patch"]
@@ -139,8 +139,8 @@ def bench_sliding_window(out: dict, fcn_model) -> None:
 
 
 def bench_localize(out: dict) -> None:
-    from models.tasks.data2d import localization_crops
-    from models.tasks.recipes import evaluate_localizer, train_localizer
+    from models.train2d.data import localization_crops
+    from models.train2d.recipes import evaluate_localizer, train_localizer
     from workflows.training.data2d import instance_data
 
     b = BUDGET["localize"]
@@ -201,7 +201,7 @@ class StockRCNN(torch.nn.Module):
 
 
 def _train_eval(model, train, val, masks: bool, lr: float = 1e-3) -> tuple[dict, dict]:
-    from models.tasks.recipes import evaluate_detection, train_detection
+    from models.train2d.recipes import evaluate_detection, train_detection
 
     b = BUDGET["detect"]
     hist = train_detection(model, train, _it("detect"), b["batch"], b["tile"], lr=lr, masks=masks)
@@ -221,7 +221,7 @@ def _train_eval_stock(masks: bool, train, val) -> dict:
     """The stock model at the shared budget; if it diverges at lr 1e-3 (from scratch, no
     frozen BN), once more from a fresh model at 1e-4, and the result says so."""
     from models.errors import InputError
-    from models.tasks.data2d import intensity_stats
+    from models.train2d.data import intensity_stats
 
     for lr in (1e-3, 1e-4):
         torch.manual_seed(0)
@@ -245,9 +245,9 @@ SS_SETTINGS = {
 def bench_selective_search(out: dict) -> None:
     """Selective search alone, at the bench's box counts and with every box it makes, under its
     defaults and under the paper's finer over-segmentation: where its recall is lost."""
-    from models.tasks.data2d import section_targets
-    from models.tasks.metrics2d import proposal_scores
     from models.tasks.proposals import selective_search
+    from models.train2d.data import section_targets
+    from models.train2d.metrics import proposal_scores
     from workflows.training.data2d import instance_data
 
     val = instance_data("vnc", "val")
@@ -279,10 +279,10 @@ def _speeds(prefix: str, s: dict) -> dict:
 
 
 def bench_detection(out: dict) -> None:
-    from models.tasks.data2d import section_targets
-    from models.tasks.metrics2d import proposal_scores
     from models.tasks.proposals import selective_search
-    from models.tasks.recipes import build_detection_model, model_device
+    from models.train2d.data import section_targets
+    from models.train2d.metrics import proposal_scores
+    from models.train2d.recipes import build_detection_model, model_device
     from workflows.training.data2d import instance_data
 
     train, val = instance_data("vnc", "train"), instance_data("vnc", "val")
@@ -388,7 +388,7 @@ def bench_detection(out: dict) -> None:
 
 
 def main(json_out: bool = False) -> dict:
-    from models.tasks.fit import default_device
+    from models.train2d.fit import default_device
     from workflows.training.data2d import SHARED_DATA
 
     if os.environ.get("PETASEG_BENCH2D_THREADS"):

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from models.errors import InputError
-from models.metrics import average_precision, f1_score
-from models.predict import normalize, predict_volume
 from models.unet import UNet
+from models.volumetric.metrics import average_precision, f1_score
+from models.volumetric.predict import normalize, predict_volume
 
 torch.set_num_threads(1)
 

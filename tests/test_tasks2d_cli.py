@@ -200,10 +200,10 @@ def test_predict_image_handles_every_task_and_odd_sizes(tmp_path):
     from models.errors import InputError
     from models.tasks.instance import build_mask_rcnn
     from models.tasks.localize import Localizer
-    from models.tasks.overlay import save_overlay
-    from models.tasks.predict2d import predict_image, summary
     from models.tasks.semantic import SemanticNet
     from models.tasks.sliding_window import PatchClassifier
+    from models.train2d.overlay import save_overlay
+    from models.train2d.predict import predict_image, summary
 
     torch.manual_seed(0)
     image = np.random.default_rng(0).integers(0, 255, (50, 37), dtype=np.uint8)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from models.errors import InputError
-from models.tasks.data2d import (
+from models.train2d.batches import augment_crop, detection_batch
+from models.train2d.data import (
     InstanceSections,
-    detection_batch,
     fib_instances,
     instance_targets,
     instances_from_ids,
@@ -19,7 +19,6 @@ from models.tasks.data2d import (
     vnc_classes,
     vnc_instances,
 )
-from models.tasks.localize import augment_crop
 from tests.conftest import shared_file
 
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from models.errors import ConfigError, InputError
-from models.tasks.data2d import detection_batch
 from models.tasks.detect_grid import GridDetector, fit_anchors
 from models.tasks.detect_two_stage import build_detector
-from models.tasks.fit import fit
+from models.train2d.batches import detection_batch
+from models.train2d.fit import fit
 from tests.conftest import assert_one_step_learns, shared_file
 
 torch.set_num_threads(1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models.errors import InputError
-from models.tasks.metrics2d import (
+from models.train2d.metrics import (
     coco_map,
     confusion_matrix,
     localization_scores,

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from models.errors import ConfigError, InputError
-from models.tasks.data2d import isbi_classes, semantic_batch
-from models.tasks.fit import fit
 from models.tasks.semantic import SemanticNet, valid_variants
-from models.tasks.sliding_window import PATCH, PatchClassifier, patch_batch
+from models.tasks.sliding_window import PATCH, PatchClassifier
+from models.train2d.batches import patch_batch, semantic_batch
+from models.train2d.data import isbi_classes
+from models.train2d.fit import fit
 from tests.conftest import shared_file
 
 torch.set_num_threads(1)

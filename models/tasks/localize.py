@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,31 +101,3 @@ class Localizer(nn.Module):
         logits, boxes = self(x)
         prob = F.softmax(logits, 1)
         return prob.argmax(1), prob, boxes
-
-
-def augment_crop(crop: np.ndarray, box: np.ndarray, rng: np.random.Generator):
-    """A random 90-degree rotation / horizontal flip of a square crop and its (cx, cy, w, h)."""
-    cx, cy, w, h = (float(v) for v in box)
-    for _ in range(int(rng.integers(4))):  # np.rot90: (x, y) -> (y, 1 - x)
-        crop = np.rot90(crop)
-        cx, cy, w, h = cy, 1.0 - cx, h, w
-    if rng.random() < 0.5:
-        crop = crop[:, ::-1]
-        cx = 1.0 - cx
-    return np.ascontiguousarray(crop), np.asarray((cx, cy, w, h), np.float32)
-
-
-def localization_batch(
-    data, batch: int, rng: np.random.Generator, norm: dict, augment: bool = True
-):
-    """Random crops of a :class:`models.tasks.data2d.LocalizationSet`: (x, labels, boxes)."""
-    idx = rng.integers(len(data), size=batch)
-    crops, boxes = [], []
-    for i in idx:
-        c, b = data.crops[i], data.boxes[i]
-        if augment:
-            c, b = augment_crop(c, b, rng)
-        crops.append(c)
-        boxes.append(b)
-    x = (torch.from_numpy(np.stack(crops)[:, None]).float() / 255.0 - norm["mean"]) / norm["std"]
-    return x, torch.from_numpy(data.labels[idx]), torch.from_numpy(np.stack(boxes))

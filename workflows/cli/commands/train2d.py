@@ -68,7 +68,7 @@ def run_semantic(
     scale=1,
     quiet=False,
 ) -> dict:
-    from models.tasks.recipes import evaluate_semantic, train_semantic
+    from models.train2d.recipes import evaluate_semantic, train_semantic
     from workflows.training.data2d import semantic_data
 
     _setup(threads, seed)
@@ -96,8 +96,8 @@ def run_localize(
     scale=None,
     quiet=False,
 ) -> dict:
-    from models.tasks.data2d import localization_crops
-    from models.tasks.recipes import evaluate_localizer, train_localizer
+    from models.train2d.data import localization_crops
+    from models.train2d.recipes import evaluate_localizer, train_localizer
     from workflows.training.data2d import instance_data, preset
 
     _setup(threads, seed)
@@ -129,7 +129,7 @@ def run_detect(
     scale=None,
     quiet=False,
 ) -> dict:
-    from models.tasks.recipes import build_detection_model, evaluate_detection, train_detection
+    from models.train2d.recipes import build_detection_model, evaluate_detection, train_detection
     from workflows.training.data2d import instance_data, preset
 
     _setup(threads, seed)
@@ -157,9 +157,9 @@ def run_predict(
     threads: int = 1,
 ) -> dict:
     from models.tasks.checkpoint2d import load_task_model
-    from models.tasks.data2d import downsample
-    from models.tasks.overlay import save_overlay
-    from models.tasks.predict2d import predict_image, summary
+    from models.train2d.data import downsample
+    from models.train2d.overlay import save_overlay
+    from models.train2d.predict import predict_image, summary
     from workflows.training.data2d import read_sections, write_json, write_png
 
     _setup(threads, 0)

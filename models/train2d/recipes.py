@@ -12,17 +12,21 @@ import torch
 from scipy import ndimage
 
 from models.errors import InputError
-from models.tasks.data2d import (
+from models.train2d.batches import (
+    detection_batch,
+    localization_batch,
+    patch_batch,
+    semantic_batch,
+)
+from models.train2d.data import (
     InstanceSections,
     LocalizationSet,
-    detection_batch,
     intensity_stats,
     section_targets,
-    semantic_batch,
     to_float,
 )
-from models.tasks.fit import fit, to_device
-from models.tasks.metrics2d import (
+from models.train2d.fit import fit, to_device
+from models.train2d.metrics import (
     coco_map,
     confusion_matrix,
     localization_scores,
@@ -95,7 +99,7 @@ def evaluate_semantic(model, images: np.ndarray, classmaps: np.ndarray) -> dict:
 def train_patch_classifier(
     images, classmaps, class_names, iterations=300, batch=64, lr=1e-3, seed=0, log=None, device=None
 ):
-    from models.tasks.sliding_window import PatchClassifier, patch_batch
+    from models.tasks.sliding_window import PatchClassifier
 
     rng = _rng(seed)
     norm = intensity_stats(images)
@@ -122,7 +126,7 @@ def train_localizer(
     device=None,
     **model_kw,
 ):
-    from models.tasks.localize import Localizer, localization_batch
+    from models.tasks.localize import Localizer
 
     rng = _rng(seed)
     norm = intensity_stats(data.crops)

@@ -1,8 +1,8 @@
 """Training a boundary or affinity network on numpy volumes.
 
-Random crops of the training volume are augmented (models.augment), targets are computed from
-the augmented labels (models.targets), and the model is validated on a held-out volume by tiled
-prediction (models.predict). The checkpoint at ``out`` is rewritten every
+Random crops of the training volume are augmented (models.volumetric.augment), targets are computed from
+the augmented labels (models.volumetric.targets), and the model is validated on a held-out volume by tiled
+prediction (models.volumetric.predict). The checkpoint at ``out`` is rewritten every
 ``checkpoint_every`` iterations with the optimiser state, so ``resume=True`` continues a run.
 """
 
@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.augment import AugmentConfig, Augmenter
 from models.base import Network
 from models.checkpoint import build_model, read_checkpoint, save_checkpoint
 from models.errors import ConfigError, InputError
-from models.losses import LOSSES, masked_loss
-from models.metrics import average_precision, f1_score
-from models.predict import normalize, predict_volume
-from models.targets import affinities, boundary_map
+from models.volumetric.augment import AugmentConfig, Augmenter
+from models.volumetric.losses import LOSSES, masked_loss
+from models.volumetric.metrics import average_precision, f1_score
+from models.volumetric.predict import normalize, predict_volume
+from models.volumetric.targets import affinities, boundary_map
 
 DEFAULT_MODEL = {
     "ndim": 3,
@@ -270,7 +270,7 @@ def train(
         history["val"][-1]["iteration"] = it
         log(f"iteration {it}: val loss {v['loss']:.4f} F1@0.5 {v['f1']:.4f} AP {v['ap']:.4f}")
         try:
-            from models.plots import plot_curves, plot_slice
+            from models.volumetric.plots import plot_curves, plot_slice
 
             plot_dir.mkdir(parents=True, exist_ok=True)
             plot_curves(history, plot_dir / "loss.png")
