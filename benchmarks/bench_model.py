@@ -175,7 +175,7 @@ def main(json_out: bool = False) -> dict:
         out["train_vps_bf16"] = round(train_vps(fresh, "bf16"))
     out["infer_block"] = list(BLOCK)
     out["train_crop"] = list(CROP)
-    peer = monai_peer(model.config["widths"])
+    peer = monai_peer(model.config["encoder"]["widths"])
     if peer is not None:
         peer_infer = infer_vps(peer, "fp32")
         peer_fpv = flops_per_voxel(peer)

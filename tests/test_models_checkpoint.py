@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.checkpoint import build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from models.architectures import build_model
+from models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from models.errors import CheckpointError, ConfigError
 from models.fcn import FCN
 from models.unet import UNet
@@ -14,10 +15,9 @@ from models.zoo import load_model
 torch.set_num_threads(1)
 
 
-def _unet(**kw):
-    cfg = dict(ndim=3, widths=(2, 4), scale_factors=(1, 2, 2), up="interp_conv", skip="add")
-    cfg.update(kw)
-    return UNet(**cfg)
+def _unet(widths=(2, 4), residual=False, **kw):
+    encoder = {"widths": widths, "scale_factors": (1, 2, 2), "residual": residual}
+    return UNet(ndim=3, encoder=encoder, up="interp_conv", skip="add", **kw)
 
 
 def test_round_trip_restores_config_normalisation_and_outputs(tmp_path):
@@ -92,7 +92,7 @@ def test_pickled_objects_are_not_loaded(tmp_path):
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     path = tmp_path / "fcn.pt"
-    save_checkpoint(path, FCN(widths=(2, 2, 2), variant="16s"))
+    save_checkpoint(path, FCN(encoder={"widths": (2, 2, 2)}, variant="16s"))
     with pytest.raises(CheckpointError, match="'fcn' model, not the expected 'unet'"):
         load_checkpoint(path, architecture="unet")
     with pytest.raises(CheckpointError, match="'fcn' model, not the expected 'unet'"):

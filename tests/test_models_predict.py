@@ -18,8 +18,7 @@ def _model():
     torch.manual_seed(0)
     net = UNet(
         ndim=3,
-        widths=(2, 4, 4),
-        scale_factors=[(1, 2, 2), 2],
+        encoder={"widths": (2, 4, 4), "scale_factors": [(1, 2, 2), 2]},
         normalization={"mean": 100, "std": 40},
     )
     net.train()

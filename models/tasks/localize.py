@@ -8,16 +8,16 @@ layer -> two heads: class logits, and the box (cx, cy, w, h) as fractions of the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.encoders import EncoderConfig, build_encoder, encoder_config
 from models.errors import ConfigError, InputError
-from models.tasks.fpn import make_encoder
 
-LOC_ENCODER = {"widths": [16, 32, 64, 128]}
+LOC_ENCODER = EncoderConfig(widths=(16, 32, 64, 128))
 
 
 class Localizer(nn.Module):
@@ -27,7 +27,7 @@ class Localizer(nn.Module):
         self,
         class_names: Sequence[str],
         in_channels: int = 1,
-        encoder: dict | None = None,
+        encoder: EncoderConfig | Mapping | None = None,
         grid: int = 4,
         hidden: int = 256,
         box_loss: str = "smooth_l1",
@@ -37,9 +37,9 @@ class Localizer(nn.Module):
         super().__init__()
         if box_loss not in ("smooth_l1", "l2"):
             raise ConfigError(f"box_loss={box_loss!r}; use 'smooth_l1' or 'l2'")
-        enc_cfg = {**LOC_ENCODER, **(encoder or {})}
-        self.encoder = make_encoder(in_channels, **enc_cfg)
-        c = self.encoder.channels[-1]
+        enc_cfg = encoder_config(encoder, LOC_ENCODER)
+        self.encoder = build_encoder(enc_cfg, in_channels, ndim=2)
+        c = self.encoder.out_channels[-1]
         self.pool = nn.AdaptiveAvgPool2d(grid)
         self.fc = nn.Sequential(
             nn.Flatten(), nn.Linear(c * grid * grid, hidden), nn.ReLU(inplace=True)
@@ -54,7 +54,7 @@ class Localizer(nn.Module):
         self.config = {
             "class_names": self.class_names,
             "in_channels": in_channels,
-            "encoder": enc_cfg,
+            "encoder": enc_cfg.to_dict(),
             "grid": grid,
             "hidden": hidden,
             "box_loss": box_loss,

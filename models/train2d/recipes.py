@@ -157,14 +157,14 @@ def evaluate_localizer(model, data: LocalizationSet) -> dict:
 def build_detection_model(kind: str, data: InstanceSections, **kw):
     """``kind``: "two_stage" (Faster R-CNN), "grid" (single shot) or "instance" (Mask R-CNN),
     on our encoder + FPN, normalised with the training sections' statistics."""
-    from models.tasks.detect_grid import GridDetector, fit_anchors
-    from models.tasks.detect_two_stage import build_detector
+    from models.tasks.detect_grid import build_grid_detector, fit_anchors
+    from models.tasks.detect_two_stage import build_two_stage
     from models.tasks.instance import build_mask_rcnn
 
     norm = intensity_stats(data.images)
     n = len(data.class_names)
     if kind == "two_stage":
-        return build_detector(n, class_names=data.class_names, normalization=norm, **kw)
+        return build_two_stage(n, class_names=data.class_names, normalization=norm, **kw)
     if kind == "instance":
         return build_mask_rcnn(n, class_names=data.class_names, normalization=norm, **kw)
     if kind == "grid":
@@ -176,7 +176,7 @@ def build_detection_model(kind: str, data: InstanceSections, **kw):
                         wh.append((sl[1].stop - sl[1].start, sl[0].stop - sl[0].start))
             if len(wh) >= 3:
                 kw["anchors"] = fit_anchors(np.asarray(wh), 3)
-        return GridDetector(n, class_names=data.class_names, normalization=norm, **kw)
+        return build_grid_detector(n, class_names=data.class_names, normalization=norm, **kw)
     raise InputError(f"detector kind {kind!r} is unknown; use 'two_stage', 'grid' or 'instance'")
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.architectures import build_model
 from models.base import Network
-from models.checkpoint import build_model, read_checkpoint, save_checkpoint
+from models.checkpoint import read_checkpoint, save_checkpoint
 from models.errors import ConfigError, InputError
 from models.volumetric.augment import AugmentConfig, Augmenter
 from models.volumetric.losses import LOSSES, masked_loss
@@ -29,14 +30,17 @@ from models.volumetric.targets import affinities, boundary_map
 
 DEFAULT_MODEL = {
     "ndim": 3,
-    "widths": [12, 24, 48, 96],
-    "scale_factors": 2,
-    "kernel_sizes": 3,
-    "down": "maxpool",
+    "encoder": {
+        "name": "conv",
+        "widths": [12, 24, 48, 96],
+        "scale_factors": 2,
+        "kernel_sizes": 3,
+        "down": "maxpool",
+        "norm": "batch",
+        "activation": "relu",
+    },
     "up": "transposed",
     "skip": "concat",
-    "norm": "batch",
-    "activation": "relu",
 }
 
 

@@ -35,7 +35,7 @@ def _logger(quiet: bool):
 
 
 def _finish(model, out: Path, metadata: dict, history: dict, scores: dict) -> dict:
-    from models.tasks.checkpoint2d import save_task_model
+    from models.checkpoint import save_checkpoint
 
     summary = {
         "out": str(out),
@@ -47,7 +47,7 @@ def _finish(model, out: Path, metadata: dict, history: dict, scores: dict) -> di
         "validation": scores,
         **metadata,
     }
-    save_task_model(out, model, {**metadata, "validation": scores})
+    save_checkpoint(out, model, {**metadata, "validation": scores})
     Path(str(out) + ".metrics.json").write_text(json.dumps(summary, indent=1, default=float))
     return summary
 
@@ -156,14 +156,14 @@ def run_predict(
     scale: int | None = None,
     threads: int = 1,
 ) -> dict:
-    from models.tasks.checkpoint2d import load_task_model
+    from models.checkpoint import TASK_MODELS, load_checkpoint
     from models.train2d.data import downsample
     from models.train2d.overlay import save_overlay
     from models.train2d.predict import predict_image, summary
     from workflows.training.data2d import read_sections, write_json, write_png
 
     _setup(threads, 0)
-    model = load_task_model(model_path)
+    model = load_checkpoint(model_path, family=TASK_MODELS)
     scale = int(model.metadata.get("scale", 1)) if scale is None else scale
     img = read_sections(image, section, section + 1)[0]
     if img.dtype != np.uint8:
