@@ -11,8 +11,8 @@ import torch
 
 from models.checkpoint import load_checkpoint, read_checkpoint
 from models.errors import ConfigError, InputError
+from models.volumetric import Sampler, TrainConfig, export_model, make_model, train
 from models.volumetric.losses import masked_loss
-from models.volumetric.train import Sampler, TrainConfig, export_model, make_model, train
 
 torch.set_num_threads(1)
 

@@ -8,10 +8,10 @@ decoders repeat the encoder's block options (norm, activation, residual, convolu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
 from models.errors import ConfigError
-from models.jsonable import jsonable
+from models.records import jsonable, refuse_unknown
 
 
 def _frozen(value):
@@ -50,10 +50,7 @@ class EncoderConfig:
     @classmethod
     def from_dict(cls, options: Mapping) -> EncoderConfig:
         """The config of a mapping of options; unknown keys are refused."""
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown encoder option(s) {unknown}; known: {sorted(known)}")
+        refuse_unknown(options, cls, "encoder")
         return cls(**options)
 
     def to_dict(self) -> dict:

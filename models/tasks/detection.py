@@ -15,7 +15,7 @@ import torch
 
 from models.encoders import EncoderConfig, encoder_config
 from models.errors import ConfigError, InputError
-from models.jsonable import jsonable
+from models.records import jsonable
 from models.tasks.fpn import DETECTION_ENCODER
 
 

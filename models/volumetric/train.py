@@ -1,9 +1,10 @@
 """Training a boundary or affinity network on numpy volumes.
 
-Random crops of the training volume are augmented (models.volumetric.augment), targets are computed from
-the augmented labels (models.volumetric.targets), and the model is validated on a held-out volume by tiled
-prediction (models.volumetric.predict). The checkpoint at ``out`` is rewritten every
-``checkpoint_every`` iterations with the optimiser state, so ``resume=True`` continues a run.
+Random crops of the training volume are augmented (models.volumetric.augment), targets are
+computed from the augmented labels (models.volumetric.targets), and the model is validated on a
+held-out volume by tiled prediction (models.volumetric.validation). The checkpoint at ``out`` is
+rewritten every ``checkpoint_every`` iterations with the optimiser state, so ``resume=True``
+continues a run.
 """
 
 from __future__ import annotations
@@ -12,88 +13,21 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from models.architectures import build_model
 from models.base import Network
-from models.checkpoint import read_checkpoint, save_checkpoint
-from models.errors import ConfigError, InputError
-from models.volumetric.augment import AugmentConfig, Augmenter
-from models.volumetric.losses import LOSSES, masked_loss
-from models.volumetric.metrics import average_precision, f1_score
-from models.volumetric.predict import normalize, predict_volume
-from models.volumetric.targets import affinities, boundary_map
-
-DEFAULT_MODEL = {
-    "ndim": 3,
-    "encoder": {
-        "name": "conv",
-        "widths": [12, 24, 48, 96],
-        "scale_factors": 2,
-        "kernel_sizes": 3,
-        "down": "maxpool",
-        "norm": "batch",
-        "activation": "relu",
-    },
-    "up": "transposed",
-    "skip": "concat",
-}
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; loaded from YAML with unknown keys refused."""
-
-    architecture: str = "unet"
-    model: dict = field(default_factory=lambda: dict(DEFAULT_MODEL))
-    target: str = "boundary"  # or "affinity"
-    offsets: list | None = None  # affinity offsets; default nearest neighbours
-    crop_shape: list[int] = field(default_factory=lambda: [48, 48, 48])
-    batch_size: int = 2
-    iterations: int = 2000
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    lr_schedule: str = "cosine"  # or "constant"
-    loss: str = "bce_dice"
-    val_every: int = 250
-    checkpoint_every: int = 250
-    seed: int = 0
-    threads: int = 2
-    precision: str = "fp32"  # or "bf16": autocast (weights stay fp32); ~2-4x faster on CPUs
-    # with AVX512-BF16 and on GPUs
-    max_minutes: float | None = None  # stop (and save) after this much wall time; the cosine
-    # schedule then follows whichever of iterations / max_minutes runs out first
-    augment: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> TrainConfig:
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
-        c = cls(**d)
-        if c.target not in ("boundary", "affinity"):
-            raise ConfigError(f"target={c.target!r}; use 'boundary' or 'affinity'")
-        if c.loss not in LOSSES:
-            raise ConfigError(f"loss={c.loss!r} is unknown; use one of {LOSSES}")
-        if c.lr_schedule not in ("cosine", "constant"):
-            raise ConfigError(f"lr_schedule={c.lr_schedule!r}; use 'cosine' or 'constant'")
-        if c.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"precision={c.precision!r}; use 'fp32' or 'bf16'")
-        if c.iterations < 1 or c.batch_size < 1:
-            raise ConfigError("iterations and batch_size must be at least 1")
-        AugmentConfig.from_dict(c.augment)
-        return c
-
-    def offsets_or_default(self, ndim: int) -> list[list[int]]:
-        if self.offsets:
-            return [list(o) for o in self.offsets]
-        return [[-1 if a == axis else 0 for a in range(ndim)] for axis in range(ndim)]
+from models.checkpoint import VOLUMETRIC_MODELS, read_checkpoint, save_checkpoint
+from models.errors import InputError
+from models.volumetric.config import TrainConfig
+from models.volumetric.losses import masked_loss
+from models.volumetric.sampler import Sampler
+from models.volumetric.validation import HeldOut, plot_validation, validate
 
 
 def check_pair(raw: np.ndarray, labels: np.ndarray, what: str = "training") -> None:
@@ -118,80 +52,148 @@ def make_model(config: TrainConfig, raw: np.ndarray) -> Network:
     return build_model(config.architecture, kwargs)
 
 
-class Sampler:
-    """Random augmented crops with their targets and masks, as torch batches."""
+@dataclass
+class Run:
+    """A training run's state: what its checkpoint saves and ``resume`` restores."""
 
-    def __init__(self, raw, labels, model: Network, config: TrainConfig) -> None:
-        self.spec = model.spec
-        self.raw = normalize(raw, self.spec)
-        self.labels = labels
-        self.config = config
-        self.augment = Augmenter(AugmentConfig.from_dict(config.augment))
-        self.crop = tuple(int(c) for c in config.crop_shape)
-        if len(self.crop) != self.spec.ndim:
-            raise ConfigError(f"crop_shape {self.crop} must have {self.spec.ndim} entries")
-        bad = [c for c, m in zip(self.crop, self.spec.size_multiple, strict=True) if c % m]
-        if bad:
-            raise ConfigError(
-                f"crop_shape {self.crop} must be a multiple of the network's {self.spec.size_multiple}"
+    config: TrainConfig
+    model: Network
+    optimizer: torch.optim.Optimizer
+    history: dict
+    iteration: int = 0  # iterations done
+
+    def train_state(self) -> dict:
+        return {
+            "iteration": self.iteration,
+            "config": asdict(self.config),
+            "optimizer": self.optimizer.state_dict(),
+            "history": self.history,
+        }
+
+
+@dataclass
+class Outputs:
+    """Where a run reports: its checkpoint (with ``metadata``), the held-out volume (or None),
+    a progress bar (or None) and a log."""
+
+    out: Path
+    metadata: dict | None
+    held_out: HeldOut | None
+    bar: Any
+    log: Callable[[str], None]
+
+
+def start_run(
+    out: Path, config: TrainConfig, overrides: dict | None, raw: np.ndarray, resume: bool, log
+) -> Run:
+    """A new run, or with ``resume`` the one checkpointed at ``out`` (its options updated by
+    ``overrides``; the model always comes from the checkpoint)."""
+    if out.exists() and not resume:
+        raise InputError(f"{out} exists; pass resume=True (--resume) to continue it, or remove it")
+    if not (resume and out.exists()):
+        model = make_model(config, raw)
+        history = {"iteration": [], "loss": [], "val": [], "seconds": 0.0}
+        return Run(config, model, _adam(model, config), history)
+    state = read_checkpoint(out, family=VOLUMETRIC_MODELS)
+    ts = state.get("train_state") or {}
+    if not ts:
+        raise InputError(f"{out} holds no training state (an exported model?); cannot resume")
+    if overrides is not None:
+        config = TrainConfig.from_dict({**ts["config"], **overrides})
+    model = build_model(state["architecture"], state["config"])
+    model.load_state_dict(state["state_dict"])
+    start = int(ts["iteration"])
+    log(f"resuming {out} at iteration {start} of {config.iterations}")
+    optimizer = _adam(model, config)
+    if start:
+        optimizer.load_state_dict(ts["optimizer"])
+    return Run(config, model, optimizer, ts["history"], start)
+
+
+def _adam(model: Network, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def lr_at(config: TrainConfig, iteration: int, seconds: float) -> float:
+    """Cosine decay over whichever budget runs out first: iterations or max_minutes."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    done = iteration / config.iterations
+    if config.max_minutes:
+        done = max(done, seconds / (60 * config.max_minutes))
+    return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
+
+
+def train_step(run: Run, batch: tuple[torch.Tensor, ...], lr: float) -> float:
+    """One optimiser step on ``batch`` (crops, targets, masks) at ``lr``; the batch loss."""
+    for g in run.optimizer.param_groups:
+        g["lr"] = lr
+    x, y, m = batch
+    with torch.autocast("cpu", torch.bfloat16, enabled=run.config.precision == "bf16"):
+        logits = run.model(x)
+    loss = masked_loss(run.config.loss, logits.float(), y, m)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return float(loss.detach())
+
+
+def record_validation(run: Run, outputs: Outputs) -> None:
+    """Validate on the held-out volume (if any), add the scores to the history, plot them."""
+    held_out = outputs.held_out
+    if held_out is None:
+        return
+    scores = validate(
+        run.model, held_out.raw, held_out.labels, run.config.loss, run.config.precision
+    )
+    it = run.iteration
+    run.history["val"].append({k: scores[k] for k in ("loss", "f1", "precision", "recall", "ap")})
+    run.history["val"][-1]["iteration"] = it
+    outputs.log(
+        f"iteration {it}: val loss {scores['loss']:.4f} F1@0.5 {scores['f1']:.4f} "
+        f"AP {scores['ap']:.4f}"
+    )
+    try:
+        plot_validation(run.history, held_out, scores, it)
+    except ImportError as e:  # plots are a convenience; never lose a run over them
+        outputs.log(f"no plots ({e})")
+
+
+def save_run(run: Run, outputs: Outputs) -> None:
+    save_checkpoint(
+        outputs.out, run.model, metadata=outputs.metadata, train_state=run.train_state()
+    )
+
+
+def run_iterations(run: Run, sampler: Sampler, rng: np.random.Generator, outputs: Outputs) -> None:
+    """Train until ``config.iterations`` (or ``max_minutes``), validating every ``val_every`` and
+    checkpointing every ``checkpoint_every`` iterations and at the end."""
+    c = run.config
+    t0, seconds0 = time.time(), float(run.history.get("seconds", 0.0))
+    run.model.train()
+    while run.iteration < c.iterations:
+        lr = lr_at(c, run.iteration, seconds0 + time.time() - t0)
+        loss = train_step(run, sampler.sample(rng), lr)
+        run.iteration += 1
+        run.history["iteration"].append(run.iteration)
+        run.history["loss"].append(loss)
+        run.history["seconds"] = seconds0 + time.time() - t0
+        if outputs.bar is not None:
+            outputs.bar.update(1)
+            outputs.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        timed_out = c.max_minutes is not None and run.history["seconds"] > 60 * c.max_minutes
+        last = run.iteration == c.iterations or timed_out
+        if run.iteration % c.val_every == 0 or last:
+            record_validation(run, outputs)
+            run.model.train()
+        if run.iteration % c.checkpoint_every == 0 or last:
+            save_run(run, outputs)
+        run.history["seconds"] = seconds0 + time.time() - t0
+        if timed_out:
+            outputs.log(
+                f"stopping at iteration {run.iteration}: max_minutes={c.max_minutes} reached"
             )
-        offsets = self.spec.offsets or ()
-        self.margin = max([1] + [abs(v) for o in offsets for v in o])
-        big = tuple(c + 2 * self.margin for c in self.crop)
-        if any(b > s for b, s in zip(big, raw.shape, strict=True)):
-            raise InputError(
-                f"training volume {raw.shape} is smaller than a crop with margin {big}; "
-                "use a smaller crop_shape or more data"
-            )
-        self.big = big
-
-    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        xs, ys, ms = [], [], []
-        inner = tuple(slice(self.margin, self.margin + c) for c in self.crop)
-        for _ in range(self.config.batch_size):
-            start = [
-                int(rng.integers(0, s - b + 1))
-                for s, b in zip(self.raw.shape, self.big, strict=False)
-            ]
-            sl = tuple(slice(a, a + b) for a, b in zip(start, self.big, strict=True))
-            raw, labels = self.augment(self.raw[sl], self.labels[sl], rng)
-            if self.spec.output == "affinity":
-                target, mask = affinities(labels, self.spec.offsets)
-                target, mask = target[(slice(None),) + inner], mask[(slice(None),) + inner]
-            else:
-                target, mask = boundary_map(labels)
-                target, mask = target[inner][None], mask[inner][None]
-            xs.append(raw[inner][None])
-            ys.append(target)
-            ms.append(mask)
-        return tuple(torch.from_numpy(np.stack(a)) for a in (xs, ys, ms))
-
-
-def validate(
-    model: Network, raw: np.ndarray, labels: np.ndarray, loss_name: str, precision: str = "fp32"
-) -> dict:
-    """Loss, F1 at 0.5 and average precision on a held-out volume (whole, tiled prediction)."""
-    pred = predict_volume(model, raw, precision=precision)
-    if model.spec.output == "affinity":
-        target, mask = affinities(labels, model.spec.offsets)
-    else:
-        target, mask = boundary_map(labels)
-        target, mask = target[None], mask[None]
-    p = torch.from_numpy(pred)
-    with torch.no_grad():
-        loss = masked_loss(
-            loss_name, torch.logit(p, eps=1e-6), torch.from_numpy(target), torch.from_numpy(mask)
-        )
-    f1 = f1_score(pred, target, mask, 0.5)
-    return {
-        "loss": float(loss),
-        "f1": f1["f1"],
-        "precision": f1["precision"],
-        "recall": f1["recall"],
-        "ap": average_precision(pred, target, mask),
-        "pred": pred,
-        "target": target,
-    }
+            break
 
 
 def train(
@@ -215,115 +217,36 @@ def train(
     """
     overrides = config if isinstance(config, dict) else None
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or _log_to_stderr
     check_pair(raw, labels)
     if (val_raw is None) != (val_labels is None):
         raise InputError("give both val_raw and val_labels, or neither")
+    out = Path(out)
+    held_out = None
     if val_raw is not None:
         check_pair(val_raw, val_labels, "validation")
-    out = Path(out)
+        plots = Path(plot_dir) if plot_dir else out.with_name(out.stem + "_plots")
+        held_out = HeldOut(val_raw, val_labels, plots)
     torch.set_num_threads(max(1, config.threads))
-    history = {"iteration": [], "loss": [], "val": [], "seconds": 0.0}
-    start = 0
-    if out.exists() and not resume:
-        raise InputError(f"{out} exists; pass resume=True (--resume) to continue it, or remove it")
-    if resume and out.exists():
-        state = read_checkpoint(out)
-        ts = state.get("train_state") or {}
-        if not ts:
-            raise InputError(f"{out} holds no training state (an exported model?); cannot resume")
-        if overrides is not None:
-            config = TrainConfig.from_dict({**ts["config"], **overrides})
-        model = build_model(state["architecture"], state["config"])
-        model.load_state_dict(state["state_dict"])
-        history, start = ts["history"], int(ts["iteration"])
-        log(f"resuming {out} at iteration {start} of {config.iterations}")
-    else:
-        model = make_model(config, raw)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    if start:
-        opt.load_state_dict(ts["optimizer"])
-    sampler = Sampler(raw, labels, model, config)
-    rng = np.random.default_rng([config.seed, start])
-    torch.manual_seed(config.seed * 1_000_003 + start)
-    plot_dir = Path(plot_dir) if plot_dir else out.with_name(out.stem + "_plots")
-
-    def lr_at(it: int, seconds: float) -> float:
-        """Cosine decay over whichever budget runs out first: iterations or max_minutes."""
-        if config.lr_schedule == "constant":
-            return config.lr
-        done = it / config.iterations
-        if config.max_minutes:
-            done = max(done, seconds / (60 * config.max_minutes))
-        return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
-
-    def save(it: int) -> None:
-        ts = {
-            "iteration": it,
-            "config": asdict(config),
-            "optimizer": opt.state_dict(),
-            "history": history,
-        }
-        save_checkpoint(out, model, metadata=metadata, train_state=ts)
-
-    def run_validation(it: int) -> None:
-        if val_raw is None:
-            return
-        v = validate(model, val_raw, val_labels, config.loss, config.precision)
-        history["val"].append({k: v[k] for k in ("loss", "f1", "precision", "recall", "ap")})
-        history["val"][-1]["iteration"] = it
-        log(f"iteration {it}: val loss {v['loss']:.4f} F1@0.5 {v['f1']:.4f} AP {v['ap']:.4f}")
-        try:
-            from models.volumetric.plots import plot_curves, plot_slice
-
-            plot_dir.mkdir(parents=True, exist_ok=True)
-            plot_curves(history, plot_dir / "loss.png")
-            z = val_raw.shape[0] // 2
-            plot_slice(
-                val_raw[z],
-                v["target"][0][z],
-                v["pred"][0][z],
-                plot_dir / "val_slice.png",
-                f"held-out section {z}, iteration {it}",
-            )
-        except ImportError as e:  # plots are a convenience; never lose a run over them
-            log(f"no plots ({e})")
-
-    bar = _progress(config.iterations, start, progress)
-    t0, seconds0 = time.time(), float(history.get("seconds", 0.0))
-    model.train()
-    it = start
-    while it < config.iterations:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(it, seconds0 + time.time() - t0)
-        x, y, m = sampler.sample(rng)
-        with torch.autocast("cpu", torch.bfloat16, enabled=config.precision == "bf16"):
-            logits = model(x)
-        loss = masked_loss(config.loss, logits.float(), y, m)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        it += 1
-        history["iteration"].append(it)
-        history["loss"].append(float(loss.detach()))
-        history["seconds"] = seconds0 + time.time() - t0
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", refresh=False)
-        timed_out = config.max_minutes is not None and history["seconds"] > 60 * config.max_minutes
-        if it % config.val_every == 0 or it == config.iterations or timed_out:
-            run_validation(it)
-            model.train()
-        if it % config.checkpoint_every == 0 or it == config.iterations or timed_out:
-            save(it)
-        history["seconds"] = seconds0 + time.time() - t0
-        if timed_out:
-            log(f"stopping at iteration {it}: max_minutes={config.max_minutes} reached")
-            break
+    run = start_run(out, config, overrides, raw, resume, log)
+    sampler = Sampler(raw, labels, run.model, run.config)
+    rng = np.random.default_rng([run.config.seed, run.iteration])
+    torch.manual_seed(run.config.seed * 1_000_003 + run.iteration)
+    bar = _progress(run.config.iterations, run.iteration, progress)
+    run_iterations(run, sampler, rng, Outputs(out, metadata, held_out, bar, log))
     if bar is not None:
         bar.close()
-    model.eval()
-    return {"iterations": it, "history": history, "model": model, "out": str(out)}
+    run.model.eval()
+    return {
+        "iterations": run.iteration,
+        "history": run.history,
+        "model": run.model,
+        "out": str(out),
+    }
+
+
+def _log_to_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -339,7 +262,7 @@ def _progress(total: int, initial: int, enabled: bool):
 
 def export_model(checkpoint: str | Path, out: str | Path, metadata: dict | None = None) -> Network:
     """Copy a training checkpoint without its optimiser state (the shippable model)."""
-    state = read_checkpoint(checkpoint)
+    state = read_checkpoint(checkpoint, family=VOLUMETRIC_MODELS)
     model = build_model(state["architecture"], state["config"])
     model.load_state_dict(state["state_dict"])
     meta = dict(state.get("metadata") or {})

@@ -57,7 +57,7 @@ def run_training(
     progress: bool = True,
 ) -> dict:
     """Read the volumes, split off the held-out sections and train (see models.volumetric.train)."""
-    from models.volumetric.train import TrainConfig, train
+    from models.volumetric import TrainConfig, train
 
     cfg = _load_config(config_path)
     cfg["target"] = target
