@@ -10,6 +10,8 @@ from models.base import Network
 from models.checkpoint import VOLUMETRIC_MODELS, file_checksum, load_checkpoint
 from models.errors import CheckpointError
 
+__all__ = ["ZOO", "available", "load_model", "model_path"]
+
 ZOO = Path(__file__).resolve().parent
 
 
