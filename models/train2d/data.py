@@ -1,6 +1,6 @@
 """2D EM training data from numpy sections: class maps, object instances and their boxes.
 
-File reading lives in ``pipeline.data2d_io``; everything here takes arrays of sections
+File reading lives in ``workflows.training.data2d``; everything here takes arrays of sections
 ``(n, y, x)`` so it runs on any source. Boxes are ``(x1, y1, x2, y2)`` in pixel-edge
 coordinates (a one-pixel object at column 3 spans x 3..4), so no real object gives a degenerate
 box. Instances are 2D connected components: mitochondria and synapses of the VNC labels, neuron

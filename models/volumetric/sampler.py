@@ -16,7 +16,9 @@ from models.volumetric.targets import affinities, boundary_map
 class Sampler:
     """Random augmented crops with their targets and masks, as torch batches."""
 
-    def __init__(self, raw, labels, model: Network, config: TrainConfig) -> None:
+    def __init__(
+        self, raw: np.ndarray, labels: np.ndarray, model: Network, config: TrainConfig
+    ) -> None:
         self.spec = model.spec
         self.raw = normalize(raw, self.spec)
         self.labels = labels

@@ -84,7 +84,12 @@ class Outputs:
 
 
 def start_run(
-    out: Path, config: TrainConfig, overrides: dict | None, raw: np.ndarray, resume: bool, log
+    out: Path,
+    config: TrainConfig,
+    overrides: dict | None,
+    raw: np.ndarray,
+    resume: bool,
+    log: Callable[[str], None],
 ) -> Run:
     """A new run, or with ``resume`` the one checkpointed at ``out`` (its options updated by
     ``overrides``; the model always comes from the checkpoint)."""
