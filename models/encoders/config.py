@@ -1,8 +1,8 @@
 """One JSON-able record for every encoder a model can use: :class:`EncoderConfig`.
 
 ``name`` picks a registered encoder (models.encoders.registry); the other fields are the options
-of the convolutional encoder (the ResNets' stages are fixed and ignore them). The U-Net and FCN
-decoders repeat the encoder's block options (norm, activation, residual, convolutions per block).
+of the convolutional encoder (the ResNets' stages are fixed and ignore them). The U-Net decoder
+repeats the encoder's block options (norm, activation, residual, convolutions per block).
 """
 
 from __future__ import annotations
