@@ -55,8 +55,8 @@ def _r(x, nd=4):
 
 
 def bench_semantic(out: dict) -> dict:
-    from models.tasks.recipes import evaluate_semantic, train_semantic
     from models.tasks.semantic import valid_variants
+    from models.train2d.recipes import evaluate_semantic, train_semantic
     from workflows.training.data2d import semantic_data
 
     b = BUDGET["semantic"]
@@ -96,10 +96,10 @@ def bench_semantic(out: dict) -> dict:
 
 
 def bench_sliding_window(out: dict, fcn_model) -> None:
-    from models.tasks.data2d import to_float
-    from models.tasks.fit import synchronize
-    from models.tasks.metrics2d import confusion_matrix, segmentation_scores
-    from models.tasks.recipes import evaluate_semantic, model_device, train_patch_classifier
+    from models.train2d.data import to_float
+    from models.train2d.fit import synchronize
+    from models.train2d.metrics import confusion_matrix, segmentation_scores
+    from models.train2d.recipes import evaluate_semantic, model_device, train_patch_classifier
     from workflows.training.data2d import semantic_data
 
     b = BUDGET["patch"]
@@ -139,8 +139,8 @@ def bench_sliding_window(out: dict, fcn_model) -> None:
 
 
 def bench_localize(out: dict) -> None:
-    from models.tasks.data2d import localization_crops
-    from models.tasks.recipes import evaluate_localizer, train_localizer
+    from models.train2d.data import localization_crops
+    from models.train2d.recipes import evaluate_localizer, train_localizer
     from workflows.training.data2d import instance_data
 
     b = BUDGET["localize"]
@@ -201,7 +201,7 @@ class StockRCNN(torch.nn.Module):
 
 
 def _train_eval(model, train, val, masks: bool, lr: float = 1e-3) -> tuple[dict, dict]:
-    from models.tasks.recipes import evaluate_detection, train_detection
+    from models.train2d.recipes import evaluate_detection, train_detection
 
     b = BUDGET["detect"]
     hist = train_detection(model, train, _it("detect"), b["batch"], b["tile"], lr=lr, masks=masks)
@@ -220,8 +220,8 @@ def _train_eval(model, train, val, masks: bool, lr: float = 1e-3) -> tuple[dict,
 def _train_eval_stock(masks: bool, train, val) -> dict:
     """The stock model at the shared budget; if it diverges at lr 1e-3 (from scratch, no
     frozen BN), once more from a fresh model at 1e-4, and the result says so."""
-    from models.tasks.data2d import intensity_stats
-    from pipeline.errors import InputError
+    from models.errors import InputError
+    from models.train2d.data import intensity_stats
 
     for lr in (1e-3, 1e-4):
         torch.manual_seed(0)
@@ -245,9 +245,9 @@ SS_SETTINGS = {
 def bench_selective_search(out: dict) -> None:
     """Selective search alone, at the bench's box counts and with every box it makes, under its
     defaults and under the paper's finer over-segmentation: where its recall is lost."""
-    from models.tasks.data2d import section_targets
-    from models.tasks.metrics2d import proposal_scores
     from models.tasks.proposals import selective_search
+    from models.train2d.data import section_targets
+    from models.train2d.metrics import proposal_scores
     from workflows.training.data2d import instance_data
 
     val = instance_data("vnc", "val")
@@ -278,58 +278,61 @@ def _speeds(prefix: str, s: dict) -> dict:
     }
 
 
-def bench_detection(out: dict) -> None:
-    from models.tasks.data2d import section_targets
-    from models.tasks.metrics2d import proposal_scores
+def _maps(prefix: str, s: dict, kind: str = "box") -> dict:
+    """mAP@.5 and mAP@[.5:.95] (of boxes or masks) of one detector run under top-level keys."""
+    return {f"{prefix}_map50": s.get(f"{kind}_map50"), f"{prefix}_map": s.get(f"{kind}_map")}
+
+
+def _bench_detectors(out: dict, train, val) -> tuple[dict, dict]:
+    """Two-stage and grid detection of VNC mitochondria and synapses: the table and models."""
+    from models.train2d.recipes import build_detection_model
+
+    table, models = {}, {}
+    for kind, label in (("two_stage", "two-stage"), ("grid", "grid")):
+        models[kind] = build_detection_model(kind, train)
+        table[kind], _ = _train_eval(models[kind], train, val, False)
+        if kind == "grid":
+            table[kind]["anchors"] = models[kind].config["anchors"]
+        _log(f"{label}: {table[kind]}")
+    out.update(**_maps("detect", table["two_stage"]), **_maps("grid_detect", table["grid"]))
+    return table, models
+
+
+def _proposal_row(scores: dict) -> dict:
+    return {
+        "recall": _r(scores["recall"]),
+        "mabo": _r(scores["mabo"]),
+        "boxes_per_image": scores["boxes_per_image"],
+    }
+
+
+def bench_proposals(out: dict, two_stage, val) -> None:
+    """Selective search against the trained RPN: same held-out sections, same box counts."""
     from models.tasks.proposals import selective_search
-    from models.tasks.recipes import build_detection_model, model_device
-    from workflows.training.data2d import instance_data
+    from models.train2d.data import section_targets
+    from models.train2d.metrics import proposal_scores
+    from models.train2d.recipes import model_device
 
-    train, val = instance_data("vnc", "train"), instance_data("vnc", "val")
-    table = {}
-    two_stage = build_detection_model("two_stage", train)
-    table["two_stage"], _ = _train_eval(two_stage, train, val, False)
-    _log(f"two-stage: {table['two_stage']}")
-    grid = build_detection_model("grid", train)
-    table["grid"], _ = _train_eval(grid, train, val, False)
-    table["grid"]["anchors"] = grid.config["anchors"]
-    _log(f"grid: {table['grid']}")
-    out.update(
-        detect_map50=table["two_stage"]["box_map50"],
-        detect_map=table["two_stage"]["box_map"],
-        grid_detect_map50=table["grid"]["box_map50"],
-        grid_detect_map=table["grid"]["box_map"],
-    )
-
-    # proposals: selective search vs the trained RPN, same held-out sections, same N
-    ss_boxes, rpn_boxes, gts = [], [], []
     t0 = time.perf_counter()
-    for i in range(len(val)):
-        ss_boxes.append(selective_search(val.images[i]))
-    ss_s = (time.perf_counter() - t0) / len(val)
+    boxes = {"selective_search": [selective_search(val.images[i]) for i in range(len(val))]}
+    seconds = {"selective_search": _r((time.perf_counter() - t0) / len(val), 2)}
     t0 = time.perf_counter()
     device = model_device(two_stage)
+    boxes["rpn"], gts = [], []
     for i in range(len(val)):
         image, target = section_targets(val, i, masks=False)
-        rpn_boxes.append(two_stage.propose([image.to(device)], max(PROPOSAL_N))[0].cpu())
+        boxes["rpn"].append(two_stage.propose([image.to(device)], max(PROPOSAL_N))[0].cpu())
         gts.append((target["boxes"], target["labels"]))
-    rpn_s = (time.perf_counter() - t0) / len(val)
-    ptable = {}
-    for n in PROPOSAL_N:
-        ss = proposal_scores([(b[:n], g, lab) for b, (g, lab) in zip(ss_boxes, gts, strict=True)])
-        rp = proposal_scores([(b[:n], g, lab) for b, (g, lab) in zip(rpn_boxes, gts, strict=True)])
-        ptable[str(n)] = {
-            "selective_search": {
-                "recall": _r(ss["recall"]),
-                "mabo": _r(ss["mabo"]),
-                "boxes_per_image": ss["boxes_per_image"],
-            },
-            "rpn": {
-                "recall": _r(rp["recall"]),
-                "mabo": _r(rp["mabo"]),
-                "boxes_per_image": rp["boxes_per_image"],
-            },
+    seconds["rpn"] = _r((time.perf_counter() - t0) / len(val), 2)
+    ptable = {
+        str(n): {
+            name: _proposal_row(
+                proposal_scores([(b[:n], g, lab) for b, (g, lab) in zip(bs, gts, strict=True)])
+            )
+            for name, bs in boxes.items()
         }
+        for n in PROPOSAL_N
+    }
     n = str(max(PROPOSAL_N))
     out.update(
         proposals_recall=ptable[n]["selective_search"]["recall"],
@@ -338,57 +341,69 @@ def bench_detection(out: dict) -> None:
         rpn_mabo=ptable[n]["rpn"]["mabo"],
         proposals_n=int(n),
         proposals_table=ptable,
-        proposals_seconds_per_image={"selective_search": _r(ss_s, 2), "rpn": _r(rpn_s, 2)},
-        proposals_total_selective_search=[len(b) for b in ss_boxes],
+        proposals_seconds_per_image=seconds,
+        proposals_total_selective_search=[len(b) for b in boxes["selective_search"]],
     )
     _log(f"proposals: {ptable}")
 
-    # instances: VNC mitochondria and FIB neuron profiles
-    mtrain = instance_data("vnc", "train", objects=("mitochondria",))
-    mval = instance_data("vnc", "val", objects=("mitochondria",))
-    table["mask_rcnn_vnc"], _ = _train_eval(
-        build_detection_model("instance", mtrain), mtrain, mval, True
-    )
-    _log(f"mask rcnn vnc: {table['mask_rcnn_vnc']}")
-    ftrain, fval = instance_data("fib", "train"), instance_data("fib", "val")
-    table["mask_rcnn_fib"], _ = _train_eval(
-        build_detection_model("instance", ftrain), ftrain, fval, True
-    )
-    _log(f"mask rcnn fib: {table['mask_rcnn_fib']}")
-    out.update(
-        instance_mask_map50=table["mask_rcnn_vnc"]["mask_map50"],
-        instance_mask_map=table["mask_rcnn_vnc"]["mask_map"],
-        instance_box_map50=table["mask_rcnn_vnc"]["box_map50"],
-        instance_fib_mask_map50=table["mask_rcnn_fib"]["mask_map50"],
-        instance_fib_mask_map=table["mask_rcnn_fib"]["mask_map"],
-    )
 
-    # torchvision stock ResNet-50-FPN models, same data and budget
-    for name, model in (("two_stage", two_stage), ("grid", grid)):
-        table[name]["params"] = sum(p.numel() for p in model.parameters())
+def _bench_instances(out: dict, table: dict) -> tuple:
+    """Mask R-CNN on VNC mitochondria and FIB neuron profiles; the VNC data for the stock run."""
+    from models.train2d.recipes import build_detection_model
+    from workflows.training.data2d import instance_data
+
+    data = {}
+    for name, objects in (("vnc", ("mitochondria",)), ("fib", None)):
+        train, val = (instance_data(name, part, objects=objects) for part in ("train", "val"))
+        row = f"mask_rcnn_{name}"
+        table[row], _ = _train_eval(build_detection_model("instance", train), train, val, True)
+        _log(f"mask rcnn {name}: {table[row]}")
+        data[name] = train, val
+    vnc_scores = table["mask_rcnn_vnc"]
+    out.update(
+        **_maps("instance_mask", vnc_scores, "mask"),
+        instance_box_map50=vnc_scores.get("box_map50"),
+        **_maps("instance_fib_mask", table["mask_rcnn_fib"], "mask"),
+    )
+    return data["vnc"]
+
+
+def _bench_stock(out: dict, table: dict, boxes_data: tuple, mask_data: tuple) -> None:
+    """torchvision's stock ResNet-50-FPN Faster and Mask R-CNN on the same data and budget."""
     out["detection_table"] = table
-    table["torchvision_faster_rcnn_r50_fpn"] = tv = _train_eval_stock(False, train, val)
+    table["torchvision_faster_rcnn_r50_fpn"] = tv = _train_eval_stock(False, *boxes_data)
     _log(f"torchvision faster: {tv}")
     out.update(
-        torchvision_detect_map50=tv.get("box_map50"),
-        torchvision_detect_map=tv.get("box_map"),
+        **_maps("torchvision_detect", tv),
         **_speeds("torchvision_detect", tv),
         **_speeds("detect", table["two_stage"]),
         **_speeds("grid_detect", table["grid"]),
     )
-    table["torchvision_mask_rcnn_r50_fpn"] = tm = _train_eval_stock(True, mtrain, mval)
+    table["torchvision_mask_rcnn_r50_fpn"] = tm = _train_eval_stock(True, *mask_data)
     _log(f"torchvision mask: {tm}")
     out.update(
-        torchvision_instance_mask_map50=tm.get("mask_map50"),
-        torchvision_instance_mask_map=tm.get("mask_map"),
+        **_maps("torchvision_instance_mask", tm, "mask"),
         torchvision_instance_box_map50=tm.get("box_map50"),
         **_speeds("torchvision_instance", tm),
         **_speeds("instance", table["mask_rcnn_vnc"]),
     )
 
 
+def bench_detection(out: dict) -> None:
+    """Detectors, proposals and instance segmentation on VNC (and FIB), then the stock models."""
+    from workflows.training.data2d import instance_data
+
+    train, val = instance_data("vnc", "train"), instance_data("vnc", "val")
+    table, models = _bench_detectors(out, train, val)
+    bench_proposals(out, models["two_stage"], val)
+    mask_data = _bench_instances(out, table)
+    for name, model in models.items():
+        table[name]["params"] = sum(p.numel() for p in model.parameters())
+    _bench_stock(out, table, (train, val), mask_data)
+
+
 def main(json_out: bool = False) -> dict:
-    from models.tasks.fit import default_device
+    from models.train2d.fit import default_device
     from workflows.training.data2d import SHARED_DATA
 
     if os.environ.get("PETASEG_BENCH2D_THREADS"):

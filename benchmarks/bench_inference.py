@@ -265,12 +265,12 @@ def _model_for_bench(tmp: str) -> tuple[str, str]:
     import torch
     import yaml
 
+    from models.architectures import build_model
     from models.checkpoint import save_checkpoint
-    from models.unet import UNet
 
     cfg = yaml.safe_load((ZOO / f"{MODEL}.yaml").read_text())["model"]
     torch.manual_seed(0)
-    net = UNet(**cfg).eval()
+    net = build_model("unet", cfg).eval()
     net.set_normalization(128.0, 40.0)
     path = os.path.join(tmp, "standin.pt")
     save_checkpoint(path, net)

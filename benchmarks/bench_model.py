@@ -37,9 +37,9 @@ def held_out() -> tuple[np.ndarray, np.ndarray] | None:
 
 def evaluate(model, raw: np.ndarray, labels: np.ndarray, precision: str = "fp32") -> dict:
     """Boundary F1 at 0.5 and average precision of the model on a labelled volume."""
-    from models.metrics import average_precision, f1_score
-    from models.predict import predict_volume
-    from models.targets import boundary_map
+    from models.volumetric.metrics import average_precision, f1_score
+    from models.volumetric.predict import predict_volume
+    from models.volumetric.targets import boundary_map
 
     t = time.perf_counter()
     pred = predict_volume(model, raw, precision=precision)[0]
@@ -78,7 +78,7 @@ def infer_vps(net: torch.nn.Module, precision: str, repeats: int = 2) -> float:
 
 
 def train_vps(net: torch.nn.Module, precision: str, repeats: int = 3) -> float:
-    from models.losses import masked_loss
+    from models.volumetric.losses import masked_loss
 
     x = torch.randn(1, 1, *CROP)
     y = (torch.rand_like(x) < 0.13).float()
@@ -125,7 +125,7 @@ def monai_peer(widths) -> torch.nn.Module | None:
 
 
 def main(json_out: bool = False) -> dict:
-    from models.predict import cpu_has_native_bf16
+    from models.volumetric.predict import cpu_has_native_bf16
     from models.zoo import load_model, model_path
 
     torch.set_num_threads(1)
@@ -175,7 +175,7 @@ def main(json_out: bool = False) -> dict:
         out["train_vps_bf16"] = round(train_vps(fresh, "bf16"))
     out["infer_block"] = list(BLOCK)
     out["train_crop"] = list(CROP)
-    peer = monai_peer(model.config["widths"])
+    peer = monai_peer(model.config["encoder"]["widths"])
     if peer is not None:
         peer_infer = infer_vps(peer, "fp32")
         peer_fpv = flops_per_voxel(peer)

@@ -1,11 +1,12 @@
-"""Common base of the shipped architectures: a JSON-able config and a :class:`ModelSpec`."""
+"""Common base of the volumetric architectures (U-Net, FCN): a JSON-able config, a
+:class:`ModelSpec`, and the receptive-field arithmetic of their decoders."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from models.encoders import ConvEncoder, Encoder, ResNetEncoder
+from models.encoders import Encoder, EncoderConfig, build_encoder, encoder_config
 from models.errors import ConfigError
 from models.spec import ModelSpec, check_normalization, check_output
 from models.upsample import Upsample
@@ -18,14 +19,20 @@ class Network(nn.Module):
     encoder: Encoder
     receptive_field: tuple[int, ...]
 
-    def _init_task(self, config: dict) -> None:
-        self.config = dict(config)
-        self.config["offsets"] = check_output(
-            config["output"], config["out_channels"], config.get("offsets")
+    def _init_network(self, config: dict, default_encoder: EncoderConfig) -> EncoderConfig:
+        """Keep ``config`` (the constructor's arguments) JSON-able as ``self.config`` after
+        checking the output kind, offsets and normalisation, and build the encoder it names
+        (``default_encoder`` with the given options over it)."""
+        encoder = encoder_config(config["encoder"], default_encoder)
+        self.config = {**config, "encoder": encoder.to_dict()}
+        offsets = check_output(config["output"], config["out_channels"], config["offsets"])
+        self.config["offsets"] = [list(o) for o in offsets] if offsets is not None else None
+        self.config["normalization"] = check_normalization(config["normalization"])
+        check_unpool(config["up"], encoder)
+        self.encoder = build_encoder(
+            encoder, config["in_channels"], config["ndim"], config["up"] == "max_unpool"
         )
-        if self.config["offsets"] is not None:
-            self.config["offsets"] = [list(o) for o in self.config["offsets"]]
-        self.config["normalization"] = check_normalization(config.get("normalization"))
+        return encoder
 
     @property
     def spec(self) -> ModelSpec:
@@ -51,42 +58,14 @@ class Network(nn.Module):
         return torch.sigmoid(self(x))
 
 
-def build_encoder(
-    name: str,
-    in_channels: int,
-    ndim: int,
-    widths,
-    scale_factors,
-    kernel_sizes,
-    down,
-    norm,
-    activation,
-    residual,
-    n_convs,
-    return_indices: bool,
-) -> Encoder:
-    """The encoder named in a model config: "conv" (the U-Net one) or a 2D torchvision ResNet."""
-    if name == "conv":
-        return ConvEncoder(
-            in_channels,
-            widths,
-            ndim,
-            scale_factors,
-            kernel_sizes,
-            down,
-            norm,
-            activation,
-            residual,
-            n_convs,
-            return_indices,
+def check_unpool(up: str, encoder: EncoderConfig) -> None:
+    """Max-unpooling reuses the encoder's pooling indices: only the conv encoder with max-pooling
+    has them."""
+    if up == "max_unpool" and (encoder.down != "maxpool" or encoder.name != "conv"):
+        raise ConfigError(
+            "up='max_unpool' reuses the encoder's pooling indices: it needs the 'conv' encoder "
+            f"with down='maxpool' (got name={encoder.name!r}, down={encoder.down!r})"
         )
-    if name.startswith("resnet"):
-        if ndim != 2:
-            raise ConfigError(f"encoder {name!r} is 2D; use encoder='conv' for ndim={ndim}")
-        return ResNetEncoder(name, in_channels)
-    raise ConfigError(
-        f"encoder={name!r} is unknown; use 'conv', 'resnet18', 'resnet34', 'resnet50'"
-    )
 
 
 def up_growth(up: Upsample, coarse_stride: tuple[int, ...], fine_stride: tuple[int, ...]):
@@ -110,14 +89,6 @@ def add(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(x + y for x, y in zip(a, b, strict=True))
 
 
-def json_config(local: dict) -> dict:
-    """A constructor's arguments (its ``locals()``) as JSON-able values (tuples -> lists)."""
-
-    def conv(v):
-        if isinstance(v, tuple | list):
-            return [conv(x) for x in v]
-        if isinstance(v, dict):
-            return {k: conv(x) for k, x in v.items()}
-        return v
-
-    return {k: conv(v) for k, v in local.items() if k not in ("self", "__class__")}
+def arguments(local: dict) -> dict:
+    """A constructor's arguments from its ``locals()`` (without ``self`` and ``__class__``)."""
+    return {k: v for k, v in local.items() if k not in ("self", "__class__")}

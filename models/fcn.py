@@ -2,7 +2,7 @@
 
 Class scores (1x1 convolutions) from the coarsest encoder map are upsampled and summed with
 scores from one (16s) or two (8s) finer maps, then upsampled to the input resolution. The
-encoder is any that keeps the contract of models.encoders.
+encoder is any that keeps the contract of models.encoders (an :class:`EncoderConfig`).
 
 FCN upsampling jumps span several poolings (x8 for the last step of FCN-8s), so "max_unpool" is
 done SegNet style by :class:`UnpoolPath`: one unpooling per pooling crossed, each with that
@@ -13,17 +13,19 @@ the class scores.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from models.base import Network, add, build_encoder, json_config, ratio, up_growth
+from models.base import Network, add, arguments, ratio, up_growth
+from models.encoders import Encoder, EncoderConfig
 from models.errors import ConfigError
-from models.layers import CONV, IntOrTuple
+from models.layers import CONV
 from models.upsample import Upsample
 
 VARIANTS = {"32s": 1, "16s": 2, "8s": 3}
+FCN_ENCODER = EncoderConfig(widths=(16, 32, 64, 128, 256, 512))
 
 
 class FCN(Network):
@@ -35,72 +37,34 @@ class FCN(Network):
         out_channels: int = 1,
         ndim: int = 2,
         variant: str = "8s",
-        widths: Sequence[int] = (16, 32, 64, 128, 256, 512),
-        scale_factors: Sequence[IntOrTuple] | IntOrTuple = 2,
-        kernel_sizes: Sequence[IntOrTuple] | IntOrTuple = 3,
-        down: str = "maxpool",
+        encoder: EncoderConfig | Mapping | None = None,
         up: str = "transposed",
-        norm: str | None = "batch",
-        activation: str | None = "relu",
-        residual: bool = False,
-        n_convs: int = 2,
-        encoder: str = "conv",
         output: str = "logits",
         offsets: Sequence[Sequence[int]] | None = None,
         normalization: dict | None = None,
     ) -> None:
         super().__init__()
-        self._init_task(json_config(locals()))
         if variant not in VARIANTS:
             raise ConfigError(f"variant={variant!r} is unknown; use one of {sorted(VARIANTS)}")
-        if up == "max_unpool" and (down != "maxpool" or encoder != "conv"):
-            raise ConfigError(
-                "up='max_unpool' reuses the encoder's pooling indices: it needs down='maxpool' "
-                f"and encoder='conv' (got down={down!r}, encoder={encoder!r})"
-            )
-        self.encoder = build_encoder(
-            encoder,
-            in_channels,
-            ndim,
-            widths,
-            scale_factors,
-            kernel_sizes,
-            down,
-            norm,
-            activation,
-            residual,
-            n_convs,
-            return_indices=up == "max_unpool",
-        )
+        self._init_network(arguments(locals()), FCN_ENCODER)
         enc = self.encoder
-        n_maps = VARIANTS[variant]
-        if len(enc.channels) < n_maps:
+        n_maps, depth = VARIANTS[variant], len(enc.out_channels)
+        if depth < n_maps:
             raise ConfigError(
-                f"FCN-{variant} fuses the {n_maps} coarsest maps; the encoder has {len(enc.channels)}"
+                f"FCN-{variant} fuses the {n_maps} coarsest maps; the encoder has {depth}"
             )
-        self.levels = list(range(len(enc.channels) - n_maps, len(enc.channels)))
+        self.levels = list(range(depth - n_maps, depth))
         self.scores = nn.ModuleList(
-            [CONV[ndim](enc.channels[i], out_channels, 1) for i in self.levels]
+            [CONV[ndim](enc.out_channels[i], out_channels, 1) for i in self.levels]
         )
         self.ups = nn.ModuleList()
         rf = enc.receptive_fields[self.levels[-1]]
         for fine, coarse in zip(self.levels[-2::-1], self.levels[:0:-1], strict=True):
-            if up == "max_unpool":
-                self.ups.append(UnpoolPath(enc, coarse, fine, out_channels, ndim))
-                rf = add(rf, self.ups[-1].receptive_growth)
-                continue
-            factor = ratio(enc.strides[coarse], enc.strides[fine])
-            upsample = Upsample(up, out_channels, out_channels, factor, ndim)
-            self.ups.append(upsample)
-            rf = add(rf, up_growth(upsample, enc.strides[coarse], enc.strides[fine]))
-        finest = enc.strides[self.levels[0]]
-        if up == "max_unpool":
-            self.final_up = UnpoolPath(enc, self.levels[0], 0, out_channels, ndim)
-            rf = add(rf, self.final_up.receptive_growth)
-        else:
-            self.final_up = Upsample(up, out_channels, out_channels, finest, ndim)
-            rf = add(rf, up_growth(self.final_up, finest, (1,) * ndim))
-        self.receptive_field = rf
+            step, growth = _upsampling(enc, up, coarse, fine, out_channels)
+            self.ups.append(step)
+            rf = add(rf, growth)
+        self.final_up, growth = _upsampling(enc, up, self.levels[0], None, out_channels)
+        self.receptive_field = add(rf, growth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(x)
@@ -108,6 +72,20 @@ class FCN(Network):
         for j, level in enumerate(self.levels[-2::-1]):
             y = _up(self.ups[j], y, feats) + self.scores[len(self.levels) - 2 - j](feats[level])
         return _up(self.final_up, y, feats)
+
+
+def _upsampling(
+    enc: Encoder, up: str, coarse: int, fine: int | None, out_channels: int
+) -> tuple[nn.Module, tuple[int, ...]]:
+    """The layer taking class scores from encoder map ``coarse`` to map ``fine`` (None: to the
+    input resolution) and the receptive-field growth it adds."""
+    if up == "max_unpool":
+        path = UnpoolPath(enc, coarse, 0 if fine is None else fine, out_channels, enc.ndim)
+        return path, path.receptive_growth
+    fine_stride = (1,) * enc.ndim if fine is None else enc.strides[fine]
+    factor = ratio(enc.strides[coarse], fine_stride)
+    upsample = Upsample(up, out_channels, out_channels, factor, enc.ndim)
+    return upsample, up_growth(upsample, enc.strides[coarse], fine_stride)
 
 
 def _up(module: nn.Module, y: torch.Tensor, feats) -> torch.Tensor:
@@ -128,7 +106,7 @@ class UnpoolPath(nn.Module):
         grow = (0,) * ndim
         for i in self.levels:
             factor = ratio(encoder.strides[i + 1], encoder.strides[i])
-            c_i = encoder.channels[i]
+            c_i = encoder.out_channels[i]
             self.steps.append(Upsample("max_unpool", c, c_i, factor, ndim))
             self.fills.append(nn.Sequential(CONV[ndim](c_i, c_i, 3, padding=1), nn.ReLU()))
             grow = add(grow, tuple(2 * s for s in encoder.strides[i]))

@@ -1,23 +1,26 @@
 """U-Net in 2D and (anisotropic) 3D: an encoder, a decoder with skips, a 1x1 head.
 
-Depth and widths come from ``widths``; ``scale_factors`` per level (e.g. [(1, 2, 2), (2, 2, 2)]
-for data with thick sections); skips by concatenation or addition; any of the upsampling modes
-of models.upsample. Same padding: the output has the input's spatial shape.
+The encoder comes from an :class:`EncoderConfig` (depth and widths, ``scale_factors`` per level,
+e.g. [(1, 2, 2), (2, 2, 2)] for data with thick sections); the decoder blocks repeat the
+encoder's block options. Skips by concatenation or addition; any of the upsampling modes of
+models.upsample. Same padding: the output has the input's spatial shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from models.base import Network, add, build_encoder, json_config, ratio, up_growth
+from models.base import Network, add, arguments, ratio, up_growth
+from models.encoders import Encoder, EncoderConfig
 from models.errors import ConfigError
-from models.layers import CONV, ConvBlock, IntOrTuple
+from models.layers import CONV, ConvBlock
 from models.upsample import Upsample
 
 SKIPS = ("concat", "add")
+UNET_ENCODER = EncoderConfig(widths=(12, 24, 48))
 
 
 class UNet(Network):
@@ -28,69 +31,32 @@ class UNet(Network):
         in_channels: int = 1,
         out_channels: int = 1,
         ndim: int = 3,
-        widths: Sequence[int] = (12, 24, 48),
-        scale_factors: Sequence[IntOrTuple] | IntOrTuple = 2,
-        kernel_sizes: Sequence[IntOrTuple] | IntOrTuple = 3,
-        down: str = "maxpool",
+        encoder: EncoderConfig | Mapping | None = None,
         up: str = "transposed",
         skip: str = "concat",
-        norm: str | None = "batch",
-        activation: str | None = "relu",
-        residual: bool = False,
-        n_convs: int = 2,
-        encoder: str = "conv",
         output: str = "boundary",
         offsets: Sequence[Sequence[int]] | None = None,
         normalization: dict | None = None,
     ) -> None:
         super().__init__()
-        self._init_task(json_config(locals()))
         if skip not in SKIPS:
             raise ConfigError(f"skip={skip!r} is unknown; use one of {SKIPS}")
-        if up == "max_unpool" and down != "maxpool":
-            raise ConfigError(
-                "up='max_unpool' needs down='maxpool' (it reuses the pooling indices)"
-            )
+        enc_config = self._init_network(arguments(locals()), UNET_ENCODER)
         self.skip = skip
-        self.encoder = build_encoder(
-            encoder,
-            in_channels,
-            ndim,
-            widths,
-            scale_factors,
-            kernel_sizes,
-            down,
-            norm,
-            activation,
-            residual,
-            n_convs,
-            return_indices=up == "max_unpool",
-        )
-        enc = self.encoder
-        if up == "max_unpool" and encoder != "conv":
-            raise ConfigError("up='max_unpool' needs encoder='conv' (it returns pooling indices)")
         self.ups, self.blocks = nn.ModuleList(), nn.ModuleList()
+        enc = self.encoder
         rf = enc.receptive_fields[-1]
-        channels = enc.channels[-1]
-        for i in reversed(range(len(enc.channels) - 1)):
-            factor = ratio(enc.strides[i + 1], enc.strides[i])
-            upsample = Upsample(up, channels, enc.channels[i], factor, ndim)
+        channels = enc.out_channels[-1]
+        for i in reversed(range(len(enc.out_channels) - 1)):
+            upsample = Upsample(up, channels, enc.out_channels[i], _factor(enc, i), ndim)
             self.ups.append(upsample)
-            c_in = 2 * enc.channels[i] if skip == "concat" else enc.channels[i]
-            kernel = _block_kernel(enc, i)
-            block = ConvBlock(
-                c_in, enc.channels[i], ndim, kernel, n_convs, norm, activation, residual
-            )
+            block = _decoder_block(enc, enc_config, i, skip)
             self.blocks.append(block)
             rf = add(rf, up_growth(upsample, enc.strides[i + 1], enc.strides[i]))
             rf = tuple(max(a, b) for a, b in zip(rf, enc.receptive_fields[i], strict=True))
-            rf = add(
-                rf,
-                tuple(
-                    g * s for g, s in zip(block.receptive_growth(), enc.strides[i], strict=False)
-                ),
-            )
-            channels = enc.channels[i]
+            growth = block.receptive_growth()
+            rf = add(rf, tuple(g * s for g, s in zip(growth, enc.strides[i], strict=True)))
+            channels = enc.out_channels[i]
         self.final_up: Upsample | None = None
         if any(s != 1 for s in enc.strides[0]):  # e.g. a ResNet's first map is at stride 2
             mode = "nearest" if up == "max_unpool" else up
@@ -111,6 +77,24 @@ class UNet(Network):
         return self.head(y)
 
 
-def _block_kernel(enc, level: int):
+def _factor(enc: Encoder, level: int) -> tuple[int, ...]:
+    """Upsampling from map ``level + 1`` to map ``level``."""
+    return ratio(enc.strides[level + 1], enc.strides[level])
+
+
+def _decoder_block(enc: Encoder, config: EncoderConfig, level: int, skip: str) -> ConvBlock:
+    """The block after the skip into map ``level``: that map's kernel and channels, the
+    encoder's block options."""
+    channels = enc.out_channels[level]
     blocks = getattr(enc, "blocks", None)
-    return blocks[level].kernel_size if blocks is not None else 3
+    kernel = blocks[level].kernel_size if blocks is not None else 3
+    return ConvBlock(
+        2 * channels if skip == "concat" else channels,
+        channels,
+        enc.ndim,
+        kernel,
+        config.n_convs,
+        config.norm,
+        config.activation,
+        config.residual,
+    )

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 import typer
 
+from models.errors import ModelError
 from pipeline.errors import BlockFailures, InputError
 from pipeline.io.volume import create_volume
 from pipeline.provenance import package_version
 from workflows.cli import app, main
 from workflows.cli.app import COMMANDS
 from workflows.cli.commands import segment, volumes
-from workflows.cli.exits import exit_on_failure, model_errors
+from workflows.cli.exits import exit_on_failure
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_ORDER = [
@@ -109,7 +110,7 @@ def test_a_user_error_is_one_line_and_exits_2(tmp_path, capsys):
 
 
 def test_model_errors_block_failures_and_ctrl_c(monkeypatch, capsys):
-    model_error = model_errors()[0]
+    model_error = ModelError
     _raise_in_info(monkeypatch, model_error("checkpoint x.pt is corrupt"))
     assert main(["info", "x"]) == 2
     assert capsys.readouterr().err == "petaseg: error: checkpoint x.pt is corrupt\n"
@@ -153,7 +154,7 @@ def test_debug_prints_the_traceback_instead(monkeypatch, capsys, state_home):
 def test_scripts_share_the_mapping():
     for error, code in [
         (InputError("bad"), 2),
-        (model_errors()[0]("bad"), 2),
+        (ModelError("bad"), 2),
         (BlockFailures("s", [1], 1, {}), 3),
         (KeyboardInterrupt(), 130),
     ]:

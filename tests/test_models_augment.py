@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.augment import AugmentConfig, Augmenter, shift_array
 from models.errors import ConfigError
+from models.volumetric.augment import AugmentConfig, Augmenter, shift_array
 
 OFF = dict(intensity_p=0.0, missing_section_p=0.0, misalign_p=0.0)
 

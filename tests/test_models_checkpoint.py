@@ -5,19 +5,26 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.checkpoint import build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from models.architectures import build_model
+from models.checkpoint import (
+    TASK_MODELS,
+    VOLUMETRIC_MODELS,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from models.errors import CheckpointError, ConfigError
 from models.fcn import FCN
+from models.tasks import SemanticNet, build_grid_detector
 from models.unet import UNet
-from models.zoo import load_model
+from models.zoo import load_model, model_path
 
 torch.set_num_threads(1)
 
 
-def _unet(**kw):
-    cfg = dict(ndim=3, widths=(2, 4), scale_factors=(1, 2, 2), up="interp_conv", skip="add")
-    cfg.update(kw)
-    return UNet(**cfg)
+def _unet(widths=(2, 4), residual=False, **kw):
+    encoder = {"widths": widths, "scale_factors": (1, 2, 2), "residual": residual}
+    return UNet(ndim=3, encoder=encoder, up="interp_conv", skip="add", **kw)
 
 
 def test_round_trip_restores_config_normalisation_and_outputs(tmp_path):
@@ -83,16 +90,19 @@ class _Payload:  # an arbitrary object: weights_only loading must refuse to buil
     pass
 
 
-def test_pickled_objects_are_not_loaded(tmp_path):
+@pytest.mark.parametrize("family", [VOLUMETRIC_MODELS, TASK_MODELS])
+def test_pickled_objects_are_not_loaded(tmp_path, family):
     path = tmp_path / "evil.pt"
-    torch.save({"format": "petaseg-model", "obj": _Payload()}, path)
+    torch.save({"format": family.format, "obj": _Payload()}, path)
     with pytest.raises(CheckpointError, match="corrupt or not a PyTorch file"):
         read_checkpoint(path)
+    with pytest.raises(CheckpointError, match="corrupt or not a PyTorch file"):
+        load_checkpoint(path, family=family)
 
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     path = tmp_path / "fcn.pt"
-    save_checkpoint(path, FCN(widths=(2, 2, 2), variant="16s"))
+    save_checkpoint(path, FCN(encoder={"widths": (2, 2, 2)}, variant="16s"))
     with pytest.raises(CheckpointError, match="'fcn' model, not the expected 'unet'"):
         load_checkpoint(path, architecture="unet")
     with pytest.raises(CheckpointError, match="'fcn' model, not the expected 'unet'"):
@@ -113,3 +123,79 @@ def test_unknown_architecture_and_bad_config():
 def test_unknown_zoo_name_lists_the_shipped_models():
     with pytest.raises(CheckpointError, match="neither a shipped model"):
         load_model("no-such-model-v0")
+
+
+def test_one_reader_for_volumetric_and_2d_models(tmp_path):
+    torch.manual_seed(0)
+    unet = _unet().eval()
+    semantic = SemanticNet(["cell", "membrane"], "fcn16s", encoder={"widths": [4] * 6}).eval()
+    save_checkpoint(tmp_path / "u.pt", unet, {"data": "toy"})
+    save_checkpoint(tmp_path / "s.pt", semantic, {"scale": 2})
+    assert read_checkpoint(tmp_path / "u.pt")["format"] == "petaseg-model"
+    assert read_checkpoint(tmp_path / "s.pt")["format"] == "petaseg-model2d"
+    for path, net, x in (
+        (tmp_path / "u.pt", unet, torch.rand(1, 1, 4, 8, 8)),
+        (tmp_path / "s.pt", semantic, torch.rand(1, 1, 64, 64)),
+    ):
+        loaded = load_checkpoint(path)
+        assert type(loaded) is type(net) and loaded.config == net.config and not loaded.training
+        with torch.no_grad():
+            assert torch.equal(loaded(x), net(x))
+    assert load_checkpoint(tmp_path / "s.pt", family=TASK_MODELS).metadata == {"scale": 2}
+    with pytest.raises(
+        CheckpointError, match="is a 2D task checkpoint .a 'semantic' model., not a "
+    ):
+        load_model(tmp_path / "s.pt")  # the volumetric zoo refuses a 2D model by name
+    with pytest.raises(CheckpointError, match="train it with `petaseg train2d`"):
+        load_checkpoint(tmp_path / "u.pt", family=TASK_MODELS)
+
+
+def _old_unet_config(norm: dict) -> dict:
+    """A U-Net config as petaseg wrote it before the one encoder config (checkpoint v1)."""
+    return {
+        "in_channels": 1, "out_channels": 1, "ndim": 3, "widths": [2, 4],
+        "scale_factors": [1, 2, 2], "kernel_sizes": 3, "down": "maxpool", "up": "interp_conv",
+        "skip": "add", "norm": "batch", "activation": "relu", "residual": False, "n_convs": 2,
+        "encoder": "conv", "output": "boundary", "offsets": None, "normalization": norm,
+    }  # fmt: skip
+
+
+def test_old_layout_configs_still_load(tmp_path):
+    torch.manual_seed(0)
+    net = _unet().eval()
+    old = {
+        "format": "petaseg-model", "version": 1, "architecture": "unet",
+        "config": _old_unet_config(net.config["normalization"]), "spec": net.spec.to_dict(),
+        "state_dict": net.state_dict(), "metadata": {}, "train_state": None,
+    }  # fmt: skip
+    torch.save(old, tmp_path / "v1.pt")
+    loaded = load_checkpoint(tmp_path / "v1.pt")
+    assert loaded.config == net.config and loaded.config["encoder"]["widths"] == [2, 4]
+    x = torch.rand(1, 1, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+    grid = build_grid_detector(1, encoder={"widths": [4, 8, 8, 16]}, anchors=[[8, 8]]).eval()
+    config = dict(grid.config)
+    flat = {
+        k: v for k, v in config["encoder"].items() if k in ("widths", "norm", "down", "n_convs")
+    }
+    config["encoder"] = {"encoder": "conv", **flat}  # the 2D heads' old encoder dict
+    old2d = {"format": "petaseg-model2d", "version": 1, "task": "grid_detect", "config": config}
+    torch.save({**old2d, "state_dict": grid.state_dict(), "metadata": {}}, tmp_path / "g1.pt")
+    assert load_checkpoint(tmp_path / "g1.pt", family=TASK_MODELS).config == grid.config
+    # the shipped model is a version-1 file with a flat config
+    shipped = read_checkpoint(model_path("fib-boundary-v1"))
+    assert shipped["version"] == 1 and shipped["config"]["widths"] == [12, 24, 48, 96]
+    assert load_model("fib-boundary-v1").config["encoder"]["widths"] == [12, 24, 48, 96]
+
+
+def test_flat_training_model_config_builds_the_same_network():
+    flat = {"ndim": 3, "widths": [4, 8], "scale_factors": 2, "norm": "group", "up": "nearest"}
+    nested = {"ndim": 3, "encoder": {"widths": [4, 8], "norm": "group"}, "up": "nearest"}
+    torch.manual_seed(0)
+    a = build_model("unet", flat)
+    torch.manual_seed(0)
+    b = build_model("unet", nested)
+    assert a.config == b.config
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

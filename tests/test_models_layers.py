@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.encoders import ConvEncoder
+from models.encoders import get_encoder
 from models.errors import ConfigError, InputError
 from models.fcn import FCN
 from models.layers import ConvBlock, MaxPoolDown, StridedConvDown, make_downsample
@@ -123,7 +123,8 @@ def test_every_downsampling_shape(ndim, down):
 @pytest.mark.parametrize("up", UPSAMPLING)
 def test_unet_output_shape_for_every_variant(ndim, down, up):
     factors = 2 if ndim == 2 else [(1, 2, 2), (2, 2, 2)]
-    kwargs = dict(ndim=ndim, widths=(2, 4, 8), scale_factors=factors, down=down, up=up)
+    encoder = {"widths": (2, 4, 8), "scale_factors": factors, "down": down}
+    kwargs = dict(ndim=ndim, encoder=encoder, up=up)
     if up == "max_unpool" and down == "strided":
         with pytest.raises(ConfigError, match="maxpool"):
             UNet(**kwargs)
@@ -137,7 +138,8 @@ def test_unet_output_shape_for_every_variant(ndim, down, up):
 
 @pytest.mark.parametrize("skip", ["concat", "add"])
 def test_unet_skips_and_residual_blocks(skip):
-    net = UNet(ndim=3, widths=(2, 4), skip=skip, residual=True, kernel_sizes=[(1, 3, 3), 3])
+    encoder = {"widths": (2, 4), "residual": True, "kernel_sizes": [(1, 3, 3), 3]}
+    net = UNet(ndim=3, encoder=encoder, skip=skip)
     assert net(torch.rand(1, 1, 4, 4, 4)).shape == (1, 1, 4, 4, 4)
     assert net.encoder.blocks[0].kernel_size == (1, 3, 3)
 
@@ -146,7 +148,7 @@ def test_unet_skips_and_residual_blocks(skip):
 @pytest.mark.parametrize("ndim", [2, 3])
 @pytest.mark.parametrize("up", UPSAMPLING)
 def test_fcn_variants_shapes(variant, ndim, up):
-    net = FCN(ndim=ndim, variant=variant, widths=(2, 2, 2, 2, 2, 2), up=up, out_channels=3)
+    net = FCN(ndim=ndim, variant=variant, encoder={"widths": (2,) * 6}, up=up, out_channels=3)
     shape = (32, 64) if ndim == 2 else (32, 32, 32)
     assert net(torch.rand((2, 1) + shape)).shape == (2, 3) + shape
     assert net.spec.size_multiple == (32,) * ndim
@@ -155,7 +157,7 @@ def test_fcn_variants_shapes(variant, ndim, up):
 
 def test_fcn_max_unpool_puts_scores_only_where_the_first_pooling_kept_its_maxima():
     torch.manual_seed(0)
-    net = FCN(ndim=2, variant="32s", widths=(2, 2, 2, 2, 2, 2), up="max_unpool", out_channels=2)
+    net = FCN(ndim=2, variant="32s", encoder={"widths": (2,) * 6}, up="max_unpool", out_channels=2)
     net.eval()
     x = torch.rand(1, 1, 64, 64)
     with torch.no_grad():
@@ -177,23 +179,23 @@ def test_fcn_max_unpool_puts_scores_only_where_the_first_pooling_kept_its_maxima
 
 def test_fcn_refuses_max_unpool_without_indices_and_too_shallow_encoders():
     with pytest.raises(ConfigError, match="max_unpool"):
-        FCN(up="max_unpool", down="strided")
+        FCN(up="max_unpool", encoder={"down": "strided"})
     with pytest.raises(ConfigError, match="coarsest"):
-        FCN(widths=(2, 2), variant="8s")
+        FCN(encoder={"widths": (2, 2)}, variant="8s")
 
 
 @pytest.mark.parametrize("arch", [UNet, FCN])
 def test_heads_on_a_resnet_encoder(arch):
-    net = arch(ndim=2, encoder="resnet18", out_channels=2, output="logits")
+    net = arch(ndim=2, encoder={"name": "resnet18"}, out_channels=2, output="logits")
     assert net(torch.rand(1, 1, 64, 64)).shape == (1, 2, 64, 64)
     assert net.encoder.strides == [(2, 2), (4, 4), (8, 8), (16, 16), (32, 32)]
     assert net.encoder.receptive_fields[-1] == (435, 435)  # the published ResNet-18 figure
 
 
 def test_encoder_contract_channels_and_strides():
-    enc = ConvEncoder(1, (3, 5, 7), ndim=3, scale_factors=[(1, 2, 2), (2, 2, 2)])
+    enc = get_encoder("conv", 1, 3, widths=(3, 5, 7), scale_factors=[(1, 2, 2), (2, 2, 2)])
     feats = enc(torch.rand(1, 1, 4, 8, 8))
-    assert [f.shape[1] for f in feats] == enc.channels == [3, 5, 7]
+    assert [f.shape[1] for f in feats] == enc.out_channels == [3, 5, 7]
     assert enc.strides == [(1, 1, 1), (1, 2, 2), (2, 4, 4)]
     for f, s in zip(feats, enc.strides, strict=True):
         assert tuple(f.shape[2:]) == tuple(n // k for n, k in zip((4, 8, 8), s, strict=False))
@@ -215,7 +217,7 @@ def test_conv_block_same_padding_and_unknown_names():
 
 
 def test_input_size_not_fitting_the_stride_names_sizes_and_multiple():
-    net = UNet(ndim=3, widths=(2, 4, 8), scale_factors=[(1, 2, 2), (2, 2, 2)])
+    net = UNet(ndim=3, encoder={"widths": (2, 4, 8), "scale_factors": [(1, 2, 2), (2, 2, 2)]})
     with pytest.raises(InputError) as err:
         net(torch.rand(1, 1, 5, 16, 18))
     msg = str(err.value)
@@ -223,7 +225,7 @@ def test_input_size_not_fitting_the_stride_names_sizes_and_multiple():
 
 
 def test_wrong_channel_count_and_rank_are_clear_errors():
-    net = UNet(ndim=2, widths=(2, 4), in_channels=1)
+    net = UNet(ndim=2, encoder={"widths": (2, 4)}, in_channels=1)
     with pytest.raises(InputError, match="2 channel"):
         net(torch.rand(1, 2, 8, 8))
     with pytest.raises(InputError, match="4D tensor"):
@@ -233,7 +235,8 @@ def test_wrong_channel_count_and_rank_are_clear_errors():
 def test_receptive_field_formula_bounds_the_measured_one():
     """The analytical field of view matches the gradient footprint of one output voxel."""
     torch.manual_seed(0)
-    net = UNet(ndim=2, widths=(4, 8, 8), norm=None, output="logits", activation="leaky_relu")
+    encoder = {"widths": (4, 8, 8), "norm": None, "activation": "leaky_relu"}
+    net = UNet(ndim=2, encoder=encoder, output="logits")
     net.eval()
     size = 96
     x = torch.rand(1, 1, size, size, requires_grad=True)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from models.errors import InputError
-from models.metrics import average_precision, f1_score
-from models.predict import normalize, predict_volume
 from models.unet import UNet
+from models.volumetric.metrics import average_precision, f1_score
+from models.volumetric.predict import normalize, predict_volume
 
 torch.set_num_threads(1)
 
@@ -18,8 +18,7 @@ def _model():
     torch.manual_seed(0)
     net = UNet(
         ndim=3,
-        widths=(2, 4, 4),
-        scale_factors=[(1, 2, 2), 2],
+        encoder={"widths": (2, 4, 4), "scale_factors": [(1, 2, 2), 2]},
         normalization={"mean": 100, "std": 40},
     )
     net.train()

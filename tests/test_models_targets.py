@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.errors import InputError
-from models.targets import (
+from models.volumetric.targets import (
     NN_OFFSETS_2D,
     NN_OFFSETS_3D,
     affinities,

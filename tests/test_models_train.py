@@ -11,8 +11,8 @@ import torch
 
 from models.checkpoint import load_checkpoint, read_checkpoint
 from models.errors import ConfigError, InputError
-from models.losses import masked_loss
-from models.train import Sampler, TrainConfig, export_model, make_model, train
+from models.volumetric import Sampler, TrainConfig, export_model, make_model, train
+from models.volumetric.losses import masked_loss
 
 torch.set_num_threads(1)
 
@@ -25,7 +25,7 @@ def synthetic_pair(shape=(24, 24, 24), n=12, seed=0):
     seeds = rng.uniform(0, shape, size=(n, 3))
     grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1)
     labels = np.argmin(((grid[..., None, :] - seeds) ** 2).sum(-1), -1).astype(np.uint64) + 1
-    from models.targets import boundary_map
+    from models.volumetric.targets import boundary_map
 
     boundary = boundary_map(labels)[0]
     raw = 190 - 110 * boundary + rng.normal(0, 12, shape)

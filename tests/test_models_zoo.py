@@ -41,9 +41,9 @@ def test_shipped_model_loads_by_name_and_describes_itself():
 def test_shipped_model_reaches_its_card_figures_on_held_out_sections():
     import h5py
 
-    from models.metrics import average_precision, f1_score
-    from models.predict import cpu_has_native_bf16, predict_volume
-    from models.targets import boundary_map
+    from models.volumetric.metrics import average_precision, f1_score
+    from models.volumetric.predict import cpu_has_native_bf16, predict_volume
+    from models.volumetric.targets import boundary_map
 
     path = shared_file("fib_medulla_flyem/fib_medulla_train.h5")
     with h5py.File(path, "r") as f:

@@ -18,7 +18,7 @@ from tests.conftest import shared_file
 def tiny_net(seed: int = 0, widths=(4, 8)) -> UNet:
     """A small randomly initialised 'same'-padded U-Net (size multiple 2)."""
     torch.manual_seed(seed)
-    net = UNet(widths=widths, norm=None).eval()
+    net = UNet(encoder={"widths": widths, "norm": None}).eval()
     net.set_normalization(128.0, 40.0)
     return net
 
@@ -206,7 +206,7 @@ def test_model_is_built_once_per_worker_and_uses_the_worker_threads(tmp_path, mo
     monkeypatch.setattr(network.ModelSource, "_load", counting)
     worker_cache.clear()
     torch.manual_seed(0)
-    net = ThreadProbe(widths=(4, 8), norm=None).eval()
+    net = ThreadProbe(encoder={"widths": (4, 8), "norm": None}).eval()
     raw = np.random.default_rng(1).integers(0, 255, (32, 32, 32), dtype=np.uint8)
     url = write_input(str(tmp_path / "in.zarr" / "raw"), raw)
     FORWARD_THREADS.clear()
@@ -255,7 +255,7 @@ def test_batch_norms_fold_into_convolutions_without_changing_the_output():
     from pipeline.inference.fuse import fold_batch_norms
 
     torch.manual_seed(0)
-    net = UNet(widths=(4, 8), norm="batch").eval()
+    net = UNet(encoder={"widths": (4, 8), "norm": "batch"}).eval()
     for m in net.modules():  # give the norms non-trivial statistics, as after training
         if isinstance(m, torch.nn.BatchNorm3d):
             m.running_mean.uniform_(-1, 1)
@@ -269,7 +269,7 @@ def test_batch_norms_fold_into_convolutions_without_changing_the_output():
     with torch.inference_mode():
         assert (net(x) - folded(x)).abs().max() < 1e-4
     with pytest.raises(ValueError, match="eval mode"):
-        fold_batch_norms(UNet(widths=(4, 8)).train())
+        fold_batch_norms(UNet(encoder={"widths": (4, 8)}).train())
 
 
 def test_weights_are_normalised_slab_by_slab_in_any_z_layout():

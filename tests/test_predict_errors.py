@@ -97,7 +97,7 @@ def test_bad_options_are_refused(raw_url, tmp_path):
     with pytest.raises(InputError, match=r"--dtype 'int16'"):
         plan_predict(tiny_net(), raw_url, out, patch=(16, 16, 16), dtype="int16")
     affinity = UNet(
-        widths=(4, 8), out_channels=3, output="affinity",
+        encoder={"widths": (4, 8)}, out_channels=3, output="affinity",
         offsets=[[-1, 0, 0], [0, -1, 0], [0, 0, -1]],
     )  # fmt: skip
     with pytest.raises(InputError, match="drop --tta for affinity models"):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.tasks.checkpoint2d import load_task_model, save_task_model
-from models.tasks.detect_grid import GridDetector
-from pipeline.errors import CheckpointError
+from models.checkpoint import TASK_MODELS, load_checkpoint, save_checkpoint
+from models.errors import CheckpointError
+from models.tasks.detect_grid import build_grid_detector
 from tests.conftest import shared_file
 from workflows.cli.app import main
 
@@ -147,7 +147,7 @@ def test_train2d_localize_detect_two_stage_and_instance(tmp_path, capsys):
         summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert summary["iterations"] == 2 and np.isfinite(summary["final_loss"])
         assert all(0 <= summary["validation"][k] <= 1 for k in keys), summary["validation"]
-        assert load_task_model(out).task == summary["task"]
+        assert load_checkpoint(out, family=TASK_MODELS).task == summary["task"]
     raw = str(shared_file("drosophila_vnc_sstem/vnc_stack1.h5")) + "/volumes/raw"
     rc = main(
         ["predict2d", "--model", str(tmp_path / "instance.pt"), "--image", raw, "--section", "18"]
@@ -178,11 +178,11 @@ def test_cli_errors_are_messages(tmp_path, capsys):
 
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
-    model = GridDetector(
+    model = build_grid_detector(
         2, class_names=["a", "b"], encoder={"widths": [4, 8, 8, 16]}, anchors=[[8, 8], [20, 12]]
     )
-    save_task_model(tmp_path / "g.pt", model, {"scale": 2})
-    loaded = load_task_model(tmp_path / "g.pt")
+    save_checkpoint(tmp_path / "g.pt", model, {"scale": 2})
+    loaded = load_checkpoint(tmp_path / "g.pt", family=TASK_MODELS)
     assert loaded.metadata["scale"] == 2 and loaded.config == model.config
     x = [torch.rand(1, 64, 64)]
     model.eval()
@@ -190,26 +190,26 @@ def test_checkpoint_round_trip(tmp_path):
     raw_b, _ = loaded._raw(loaded._batch(x))
     assert torch.equal(raw_a, raw_b)
     with pytest.raises(CheckpointError, match="holds a 'grid_detect' model"):
-        load_task_model(tmp_path / "g.pt", task="semantic")
+        load_checkpoint(tmp_path / "g.pt", architecture="semantic")
     torch.save({"format": "something-else"}, tmp_path / "o.pt")
     with pytest.raises(CheckpointError, match="not a 2D task checkpoint"):
-        load_task_model(tmp_path / "o.pt")
+        load_checkpoint(tmp_path / "o.pt", family=TASK_MODELS)
 
 
 def test_predict_image_handles_every_task_and_odd_sizes(tmp_path):
+    from models.errors import InputError
     from models.tasks.instance import build_mask_rcnn
     from models.tasks.localize import Localizer
-    from models.tasks.overlay import save_overlay
-    from models.tasks.predict2d import predict_image, summary
     from models.tasks.semantic import SemanticNet
     from models.tasks.sliding_window import PatchClassifier
-    from pipeline.errors import InputError
+    from models.train2d.overlay import save_overlay
+    from models.train2d.predict import predict_image, summary
 
     torch.manual_seed(0)
     image = np.random.default_rng(0).integers(0, 255, (50, 37), dtype=np.uint8)
     small = {"widths": [4, 8, 8, 8, 8]}
     models = [
-        SemanticNet(["a", "b"], "fcn8s", "nearest", widths=[4, 4, 8, 8, 8, 8]),
+        SemanticNet(["a", "b"], "fcn8s", "nearest", encoder={"widths": [4, 4, 8, 8, 8, 8]}),
         PatchClassifier(["a", "b"], widths=(4, 4, 4), hidden=8),
         Localizer(["a", "b"], encoder={"widths": [4, 8]}),
         build_mask_rcnn(1, encoder=small, score_thresh=0.0),

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.tasks.data2d import (
+from models.errors import InputError
+from models.train2d.batches import augment_crop, detection_batch
+from models.train2d.data import (
     InstanceSections,
-    detection_batch,
     fib_instances,
     instance_targets,
     instances_from_ids,
@@ -18,8 +19,6 @@ from models.tasks.data2d import (
     vnc_classes,
     vnc_instances,
 )
-from models.tasks.localize import augment_crop
-from pipeline.errors import InputError
 from tests.conftest import shared_file
 
 
@@ -116,17 +115,18 @@ def test_real_vnc_and_fib_instances():
 def test_image_files_refuse_colour(tmp_path):
     from skimage import io
 
+    from pipeline.errors import InputError as FileError  # workflows read files
     from workflows.training.data2d import read_image, read_sections
 
     rgb = np.zeros((16, 16, 3), np.uint8)
     rgb[..., 0] = 200
     io.imsave(tmp_path / "c.png", rgb, check_contrast=False)
-    with pytest.raises(InputError, match="grayscale"):
+    with pytest.raises(FileError, match="grayscale"):
         read_image(str(tmp_path / "c.png"))
     gray3 = np.repeat(np.arange(256, dtype=np.uint8).reshape(16, 16)[..., None], 3, -1)
     io.imsave(tmp_path / "g.png", gray3, check_contrast=False)
     assert read_sections(str(tmp_path / "g.png")).shape == (1, 16, 16)
-    with pytest.raises(InputError, match="unknown"):
+    with pytest.raises(FileError, match="unknown"):
         from workflows.training.data2d import preset
 
         preset("cremi")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.tasks.data2d import detection_batch
-from models.tasks.detect_grid import GridDetector, fit_anchors
-from models.tasks.detect_two_stage import build_detector
-from models.tasks.fit import fit
-from pipeline.errors import ConfigError, InputError
+from models.errors import ConfigError, InputError
+from models.tasks.detect_grid import build_grid_detector, fit_anchors
+from models.tasks.detect_two_stage import build_two_stage
+from models.train2d.batches import detection_batch
+from models.train2d.fit import fit
 from tests.conftest import assert_one_step_learns, shared_file
 
 torch.set_num_threads(1)
@@ -35,7 +35,7 @@ def _empty(n=1, size=128):
 
 
 def test_anchor_and_feature_map_counts_agree():
-    model = build_detector(2, encoder=SMALL, anchor_sizes=[[8, 12], [16, 24], [32, 48], [64, 96]])
+    model = build_two_stage(2, encoder=SMALL, anchor_sizes=[[8, 12], [16, 24], [32, 48], [64, 96]])
     n, maps = model.anchor_count((256, 256))
     assert maps == [(64, 64), (32, 32), (16, 16), (8, 8)]  # strides 4, 8, 16 and the pool level
     per_cell = model.rpn.anchor_generator.num_anchors_per_location()
@@ -45,12 +45,12 @@ def test_anchor_and_feature_map_counts_agree():
     n250, maps250 = model.anchor_count((250, 250))  # padded up to the stride
     assert maps250 == maps and n250 == n
     with pytest.raises(ConfigError, match="one tuple of sizes per map"):
-        build_detector(2, encoder=SMALL, anchor_sizes=[[8], [16], [32]])
+        build_two_stage(2, encoder=SMALL, anchor_sizes=[[8], [16], [32]])
 
 
 def test_two_stage_trains_on_real_tiles_and_on_empty_ones(vnc_batch):
     torch.manual_seed(0)
-    model = build_detector(2, encoder=SMALL, fpn_channels=32, representation=64)
+    model = build_two_stage(2, encoder=SMALL, fpn_channels=32, representation=64)
     images, targets = vnc_batch
     hist = fit(model, lambda it: (images, targets), 8, lr=2e-3, warmup=1)
     assert np.mean(hist["loss"][-2:]) < 0.8 * np.mean(hist["loss"][:2])
@@ -69,7 +69,7 @@ def test_two_stage_trains_on_real_tiles_and_on_empty_ones(vnc_batch):
 
 
 def test_bad_detection_input_is_refused():
-    model = build_detector(1, encoder=SMALL)
+    model = build_two_stage(1, encoder=SMALL)
     model.train()
     images, targets = _empty(1, 64)
     with pytest.raises(InputError, match="RGB .3 channels. but the model takes grayscale"):
@@ -83,7 +83,7 @@ def test_bad_detection_input_is_refused():
         )
     with pytest.raises(InputError, match="float"):
         model.predict([torch.zeros(1, 64, 64, dtype=torch.uint8)])
-    grid = GridDetector(1, encoder=SMALL)
+    grid = build_grid_detector(1, encoder=SMALL)
     with pytest.raises(InputError, match="degenerate"):
         grid.losses(images, bad)
     with pytest.raises(InputError, match="grayscale"):
@@ -91,7 +91,7 @@ def test_bad_detection_input_is_refused():
 
 
 def test_grid_assignment_round_trip_and_cell_count():
-    grid = GridDetector(2, encoder=SMALL, anchors=[[10, 10], [30, 20]])
+    grid = build_grid_detector(2, encoder=SMALL, anchors=[[10, 10], [30, 20]])
     slots, shape = grid.cell_count((128, 96))
     assert shape == (16, 12) and slots == 2 * 16 * 12
     boxes = torch.tensor([[20.0, 30, 50, 52], [70, 70, 80, 81]])
@@ -116,7 +116,7 @@ def test_grid_assignment_round_trip_and_cell_count():
 def test_grid_detector_trains_and_predicts(vnc_batch):
     torch.manual_seed(0)
     images, targets = vnc_batch
-    grid = GridDetector(2, encoder=SMALL, fpn_channels=32)
+    grid = build_grid_detector(2, encoder=SMALL, fpn_channels=32)
     hist = fit(grid, lambda it: (images, targets), 10, lr=3e-3, warmup=1)
     assert np.mean(hist["loss"][-2:]) < 0.8 * np.mean(hist["loss"][:2])
     grid.train()
@@ -146,7 +146,7 @@ def test_roi_pooling_variant():
     assert out[0, 0].tolist() == [[0.0, 1.0], [8.0, 9.0]]  # the 2x2 cells of f0's corner
     assert (out[1] == -1).all()  # pooled from the stride-8 map
     torch.manual_seed(0)
-    model = build_detector(1, encoder=SMALL, roi_op="pool", fpn_channels=16, representation=32)
+    model = build_two_stage(1, encoder=SMALL, roi_op="pool", fpn_channels=16, representation=32)
     model.train()
     images, targets = _empty(1, 64)
     targets = [{"boxes": torch.tensor([[8.0, 8, 30, 28]]), "labels": torch.tensor([1])}]
@@ -154,4 +154,4 @@ def test_roi_pooling_variant():
     sum(terms.values()).backward()
     assert model.predict(images)[0]["boxes"].shape[1] == 4
     with pytest.raises(ConfigError, match="roi_op"):
-        build_detector(1, encoder=SMALL, roi_op="warp")
+        build_two_stage(1, encoder=SMALL, roi_op="warp")

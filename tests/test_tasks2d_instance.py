@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.tasks.data2d import detection_batch, fib_instances
-from models.tasks.fit import fit
+from models.errors import InputError
 from models.tasks.instance import build_mask_rcnn, masks_to_label_image
-from pipeline.errors import InputError
+from models.train2d.batches import detection_batch
+from models.train2d.data import fib_instances
+from models.train2d.fit import fit
 from tests.conftest import assert_one_step_learns, shared_file
 
 torch.set_num_threads(1)

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.tasks.data2d import localization_crops
-from models.tasks.fit import fit
-from models.tasks.localize import Localizer, localization_batch
-from pipeline.errors import ConfigError, InputError
+from models.errors import ConfigError, InputError
+from models.tasks.localize import Localizer
+from models.train2d.batches import localization_batch
+from models.train2d.data import localization_crops
+from models.train2d.fit import fit
 from tests.conftest import shared_file
 
 torch.set_num_threads(1)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.tasks.metrics2d import (
+from models.errors import InputError
+from models.train2d.metrics import (
     coco_map,
     confusion_matrix,
     localization_scores,
@@ -14,7 +15,6 @@ from models.tasks.metrics2d import (
     proposal_scores,
     segmentation_scores,
 )
-from pipeline.errors import InputError
 
 
 def needs_coco() -> None:

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from models.tasks.metrics2d import proposal_scores
+from models.errors import InputError
 from models.tasks.proposals import adjacency, hierarchical_grouping, selective_search
-from pipeline.errors import InputError
+from models.train2d.metrics import proposal_scores
 from tests.conftest import shared_file
 
 
@@ -45,7 +45,7 @@ def test_selective_search_finds_the_discs():
 
 def test_real_vnc_section_proposals():
     shared_file("drosophila_vnc_sstem/vnc_stack1.h5")
-    from models.tasks.data2d import section_targets
+    from models.train2d.data import section_targets
     from workflows.training.data2d import instance_data
 
     data = instance_data("vnc", "val")

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from models.tasks.data2d import isbi_classes, semantic_batch
-from models.tasks.fit import fit
+from models.errors import ConfigError, InputError
 from models.tasks.semantic import SemanticNet, valid_variants
-from models.tasks.sliding_window import PATCH, PatchClassifier, patch_batch
-from pipeline.errors import ConfigError, InputError
+from models.tasks.sliding_window import PATCH, PatchClassifier
+from models.train2d.batches import patch_batch, semantic_batch
+from models.train2d.data import isbi_classes
+from models.train2d.fit import fit
 from tests.conftest import shared_file
 
 torch.set_num_threads(1)
@@ -31,9 +32,8 @@ def test_every_variant_builds_and_keeps_the_input_size():
     pairs = valid_variants()
     assert len(pairs) == 20 and ("fcn8s", "max_unpool") in pairs
     for arch, up in pairs:
-        net = SemanticNet(
-            ["a", "b", "c"], arch, up, widths=[4, 8, 8, 8, 8, 8] if arch != "unet" else [4, 8]
-        )
+        widths = [4, 8, 8, 8, 8, 8] if arch != "unet" else [4, 8]
+        net = SemanticNet(["a", "b", "c"], arch, up, encoder={"widths": widths})
         assert net(x).shape == (1, 3, 64, 64), (arch, up)
     with pytest.raises(ConfigError, match="up="):
         SemanticNet(["a", "b"], "fcn8s", "unpool")
@@ -57,7 +57,7 @@ def test_training_on_real_isbi_lowers_the_loss(isbi, arch, up, steps):
         arch,
         up,
         normalization=norm,
-        widths=[8, 16, 32] if arch == "unet" else [8, 16, 32, 32, 32, 32],
+        encoder={"widths": [8, 16, 32] if arch == "unet" else [8, 16, 32, 32, 32, 32]},
     )
     hist = fit(net, lambda it: batch, steps, lr=3e-3, warmup=1)
     assert np.mean(hist["loss"][-3:]) < 0.85 * np.mean(hist["loss"][:2])
@@ -67,7 +67,7 @@ def test_training_on_real_isbi_lowers_the_loss(isbi, arch, up, steps):
 
 
 def test_bad_input_is_refused():
-    net = SemanticNet(["a", "b"], "unet", widths=[4, 8])
+    net = SemanticNet(["a", "b"], "unet", encoder={"widths": [4, 8]})
     with pytest.raises(InputError, match="grayscale"):
         net.predict(torch.zeros(1, 3, 32, 32))  # RGB into a grayscale model
     with pytest.raises(InputError, match="multiple"):

@@ -17,7 +17,7 @@ confidence x class probability, then ``batched_nms`` per class.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,11 +31,12 @@ from torchvision.ops import (
     sigmoid_focal_loss,
 )
 
+from models.encoders import build_encoder
 from models.errors import ConfigError
-from models.tasks.detect_two_stage import check_images, check_targets
-from models.tasks.fpn import DEFAULT_ENCODER, EncoderFPN, make_encoder
+from models.tasks.detection import DetectorConfig, check_images, check_targets
+from models.tasks.fpn import EncoderFPN
 
-DEFAULT_GRID_ANCHORS = [[12, 12], [24, 24], [48, 48]]
+DEFAULT_GRID_ANCHORS = ((12, 12), (24, 24), (48, 48))
 
 
 def fit_anchors(wh: np.ndarray, k: int = 3, iterations: int = 30) -> list[list[int]]:
@@ -64,71 +65,57 @@ def fit_anchors(wh: np.ndarray, k: int = 3, iterations: int = 30) -> list[list[i
     return [[max(1, int(round(w))), max(1, int(round(h)))] for w, h in centers]
 
 
+@dataclass
+class GridConfig(DetectorConfig):
+    """Grid detector options: the ``stride`` of the cell grid (an encoder stride; the FPN runs
+    from that map down), one anchor shape (w, h) per box slot, the NMS IoU and the IoU above
+    which a slot's box is left out of the confidence loss."""
+
+    stride: int = 8
+    anchors: tuple[tuple[int, int], ...] = DEFAULT_GRID_ANCHORS
+    nms_thresh: float = 0.5
+    ignore_iou: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.anchors = tuple(tuple(int(v) for v in a) for a in self.anchors)
+
+
 class GridDetector(nn.Module):
     """See the module docstring. ``model(images, targets)`` in train mode returns the loss dict,
-    ``model(images)`` in eval mode a dict per image (boxes, scores, labels; 0 = background)."""
+    ``model(images)`` in eval mode a dict per image (boxes, scores, labels; 0 = background).
+    ``backbone`` returns named maps, the first (``"0"``) at ``config.stride``."""
 
     task = "grid_detect"
 
-    def __init__(
-        self,
-        num_classes: int,
-        class_names: Sequence[str] | None = None,
-        in_channels: int = 1,
-        encoder: dict | None = None,
-        stride: int = 8,
-        fpn_channels: int = 64,
-        anchors: Sequence[Sequence[int]] = tuple(map(tuple, DEFAULT_GRID_ANCHORS)),
-        normalization: dict | None = None,
-        score_thresh: float = 0.05,
-        nms_thresh: float = 0.5,
-        detections_per_img: int = 100,
-        ignore_iou: float = 0.5,
-    ) -> None:
+    def __init__(self, backbone: nn.Module, config: GridConfig) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ConfigError(f"num_classes={num_classes}: need at least one object class")
-        enc = make_encoder(in_channels, **(encoder or {}))
-        strides = [s[0] for s in enc.strides]
-        if stride not in strides:
-            raise ConfigError(f"stride {stride} is not an encoder stride {strides}")
-        first = strides.index(stride)
-        self.backbone = EncoderFPN(
-            enc, list(range(first, len(strides))), fpn_channels, extra_pool=False
-        )
-        self.stride = stride
-        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).reshape(-1, 2))
-        self.B, self.C = len(self.anchors), num_classes
+        if backbone.strides[0] != config.stride:
+            raise ConfigError(
+                f"the backbone's first map is at stride {backbone.strides[0]}, the grid at "
+                f"{config.stride}; give a backbone whose first map has the grid's stride"
+            )
+        self.backbone = backbone
+        self.stride = config.stride
+        anchors = torch.tensor(config.anchors, dtype=torch.float32).reshape(-1, 2)
+        self.register_buffer("anchors", anchors)
+        self.B, self.C = len(self.anchors), config.num_classes
+        c = backbone.out_channels
         self.head = nn.Sequential(
-            nn.Conv2d(fpn_channels, fpn_channels, 3, padding=1),
+            nn.Conv2d(c, c, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(fpn_channels, self.B * 5 + self.C, 1),
+            nn.Conv2d(c, self.B * 5 + self.C, 1),
         )
         with torch.no_grad():  # confidence starts at 0.01 (RetinaNet prior): stable focal loss
             bias = self.head[-1].bias.view(-1)
             bias[4 : self.B * 5 : 5] = -math.log(99.0)
-        norm = normalization or {"mean": 0.5, "std": 0.25}
-        self.in_channels, self.num_classes = in_channels, num_classes
+        self.in_channels, self.num_classes = config.in_channels, config.num_classes
+        norm = config.normalization
         self.mean, self.std = float(norm["mean"]), float(norm["std"])
-        self.score_thresh, self.nms_thresh = score_thresh, nms_thresh
-        self.detections_per_img, self.ignore_iou = detections_per_img, ignore_iou
-        self.class_names = (
-            list(class_names) if class_names else [str(i) for i in range(1, num_classes + 1)]
-        )
-        self.config = {
-            "num_classes": num_classes,
-            "class_names": self.class_names,
-            "in_channels": in_channels,
-            "encoder": {**DEFAULT_ENCODER, **(encoder or {})},
-            "stride": stride,
-            "fpn_channels": fpn_channels,
-            "anchors": [list(map(int, a)) for a in anchors],
-            "normalization": dict(norm),
-            "score_thresh": score_thresh,
-            "nms_thresh": nms_thresh,
-            "detections_per_img": detections_per_img,
-            "ignore_iou": ignore_iou,
-        }
+        self.score_thresh, self.nms_thresh = config.score_thresh, config.nms_thresh
+        self.detections_per_img, self.ignore_iou = config.detections_per_img, config.ignore_iou
+        self.class_names = list(config.class_names)
+        self.config = config.to_dict()
 
     # -- shared pieces -------------------------------------------------------------------
     def _batch(self, images: list[torch.Tensor]) -> torch.Tensor:
@@ -264,3 +251,19 @@ class GridDetector(nn.Module):
             box, _ = self._raw(self._batch([self.anchors.new_zeros(self.in_channels, *image_size)]))
         self.train(was)
         return box.shape[1] * box.shape[3] * box.shape[4], tuple(box.shape[3:])
+
+
+def make_grid_backbone(config: GridConfig) -> EncoderFPN:
+    """The config's encoder with an FPN from the map at ``config.stride`` to the coarsest."""
+    encoder = build_encoder(config.encoder, config.in_channels, ndim=2)
+    strides = [s[0] for s in encoder.strides]
+    if config.stride not in strides:
+        raise ConfigError(f"stride {config.stride} is not an encoder stride {strides}")
+    levels = list(range(strides.index(config.stride), len(strides)))
+    return EncoderFPN(encoder, levels, config.fpn_channels, extra_pool=False)
+
+
+def build_grid_detector(num_classes: int, **options) -> GridDetector:
+    """The grid detector on our encoder + FPN (options: the fields of :class:`GridConfig`)."""
+    config = GridConfig.from_options(num_classes, **options)
+    return GridDetector(make_grid_backbone(config), config)

@@ -16,41 +16,11 @@ from torch import nn
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from models.base import build_encoder
-from models.encoders import Encoder
+from models.encoders import Encoder, EncoderConfig
 from models.errors import ConfigError
 
-DEFAULT_ENCODER = {
-    "encoder": "conv",
-    "widths": [16, 32, 64, 128, 256],
-    "norm": "batch",
-    "down": "maxpool",
-    "n_convs": 2,
-}
-
-
-def make_encoder(in_channels: int = 1, **cfg) -> Encoder:
-    """A 2D encoder from a JSON-able config (keys of :data:`DEFAULT_ENCODER`)."""
-    c = {**DEFAULT_ENCODER, **cfg}
-    unknown = set(c) - set(DEFAULT_ENCODER)
-    if unknown:
-        raise ConfigError(
-            f"unknown encoder option(s) {sorted(unknown)}; known: {sorted(DEFAULT_ENCODER)}"
-        )
-    return build_encoder(
-        c["encoder"],
-        in_channels,
-        2,
-        c["widths"],
-        2,
-        3,
-        c["down"],
-        c["norm"],
-        "relu",
-        False,
-        c["n_convs"],
-        return_indices=False,
-    )
+# the default encoder of the detection heads (and the localizer, one stage shallower)
+DETECTION_ENCODER = EncoderConfig(widths=(16, 32, 64, 128, 256))
 
 
 class EncoderFPN(nn.Module):
@@ -67,7 +37,7 @@ class EncoderFPN(nn.Module):
         super().__init__()
         if encoder.ndim != 2:
             raise ConfigError("detection backbones are 2D; build the encoder with ndim=2")
-        n = len(encoder.channels)
+        n = len(encoder.out_channels)
         levels = [int(i) if i >= 0 else n + int(i) for i in levels]
         if not levels or any(not 0 <= i < n for i in levels) or levels != sorted(set(levels)):
             raise ConfigError(f"FPN levels {levels} must be increasing indices below {n}")
@@ -75,7 +45,7 @@ class EncoderFPN(nn.Module):
         self.levels = levels
         self.out_channels = out_channels
         self.fpn = FeaturePyramidNetwork(
-            [encoder.channels[i] for i in levels],
+            [encoder.out_channels[i] for i in levels],
             out_channels,
             extra_blocks=LastLevelMaxPool() if extra_pool else None,
         )

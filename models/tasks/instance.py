@@ -8,14 +8,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.tasks.detect_two_stage import RCNN
+from models.tasks.detect_two_stage import RCNN, build_two_stage
 
 
-def build_mask_rcnn(num_classes: int, **kwargs) -> RCNN:
-    """Mask R-CNN on our encoder + FPN (options as :class:`RCNN`). Train mode needs targets
-    with ``masks`` (n, H, W) besides boxes and labels; predictions carry soft ``masks``
-    (n, 1, H, W) in [0, 1]."""
-    return RCNN(num_classes, masks=True, **kwargs)
+def build_mask_rcnn(num_classes: int, **options) -> RCNN:
+    """Mask R-CNN on our encoder + FPN (options: the fields of :class:`TwoStageConfig`). Train
+    mode needs targets with ``masks`` (n, H, W) besides boxes and labels; predictions carry soft
+    ``masks`` (n, 1, H, W) in [0, 1]."""
+    return build_two_stage(num_classes, masks=True, **options)
 
 
 def masks_to_label_image(

@@ -8,17 +8,16 @@ layer -> two heads: class logits, and the box (cx, cy, w, h) as fractions of the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.encoders import EncoderConfig, build_encoder, encoder_config
 from models.errors import ConfigError, InputError
-from models.tasks.fpn import make_encoder
 
-LOC_ENCODER = {"widths": [16, 32, 64, 128]}
+LOC_ENCODER = EncoderConfig(widths=(16, 32, 64, 128))
 
 
 class Localizer(nn.Module):
@@ -28,7 +27,7 @@ class Localizer(nn.Module):
         self,
         class_names: Sequence[str],
         in_channels: int = 1,
-        encoder: dict | None = None,
+        encoder: EncoderConfig | Mapping | None = None,
         grid: int = 4,
         hidden: int = 256,
         box_loss: str = "smooth_l1",
@@ -38,9 +37,9 @@ class Localizer(nn.Module):
         super().__init__()
         if box_loss not in ("smooth_l1", "l2"):
             raise ConfigError(f"box_loss={box_loss!r}; use 'smooth_l1' or 'l2'")
-        enc_cfg = {**LOC_ENCODER, **(encoder or {})}
-        self.encoder = make_encoder(in_channels, **enc_cfg)
-        c = self.encoder.channels[-1]
+        enc_cfg = encoder_config(encoder, LOC_ENCODER)
+        self.encoder = build_encoder(enc_cfg, in_channels, ndim=2)
+        c = self.encoder.out_channels[-1]
         self.pool = nn.AdaptiveAvgPool2d(grid)
         self.fc = nn.Sequential(
             nn.Flatten(), nn.Linear(c * grid * grid, hidden), nn.ReLU(inplace=True)
@@ -55,7 +54,7 @@ class Localizer(nn.Module):
         self.config = {
             "class_names": self.class_names,
             "in_channels": in_channels,
-            "encoder": enc_cfg,
+            "encoder": enc_cfg.to_dict(),
             "grid": grid,
             "hidden": hidden,
             "box_loss": box_loss,
@@ -102,31 +101,3 @@ class Localizer(nn.Module):
         logits, boxes = self(x)
         prob = F.softmax(logits, 1)
         return prob.argmax(1), prob, boxes
-
-
-def augment_crop(crop: np.ndarray, box: np.ndarray, rng: np.random.Generator):
-    """A random 90-degree rotation / horizontal flip of a square crop and its (cx, cy, w, h)."""
-    cx, cy, w, h = (float(v) for v in box)
-    for _ in range(int(rng.integers(4))):  # np.rot90: (x, y) -> (y, 1 - x)
-        crop = np.rot90(crop)
-        cx, cy, w, h = cy, 1.0 - cx, h, w
-    if rng.random() < 0.5:
-        crop = crop[:, ::-1]
-        cx = 1.0 - cx
-    return np.ascontiguousarray(crop), np.asarray((cx, cy, w, h), np.float32)
-
-
-def localization_batch(
-    data, batch: int, rng: np.random.Generator, norm: dict, augment: bool = True
-):
-    """Random crops of a :class:`models.tasks.data2d.LocalizationSet`: (x, labels, boxes)."""
-    idx = rng.integers(len(data), size=batch)
-    crops, boxes = [], []
-    for i in idx:
-        c, b = data.crops[i], data.boxes[i]
-        if augment:
-            c, b = augment_crop(c, b, rng)
-        crops.append(c)
-        boxes.append(b)
-    x = (torch.from_numpy(np.stack(crops)[:, None]).float() / 255.0 - norm["mean"]) / norm["std"]
-    return x, torch.from_numpy(data.labels[idx]), torch.from_numpy(np.stack(boxes))

@@ -8,19 +8,23 @@ network's stride, cropped back).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.encoders import EncoderConfig, encoder_config
 from models.errors import ConfigError, InputError
 from models.fcn import FCN
 from models.unet import UNet
 from models.upsample import UPSAMPLING
 
 ARCHITECTURES = ("unet", "fcn32s", "fcn16s", "fcn8s")
-DEFAULT_WIDTHS = {"unet": [16, 32, 64, 128], "fcn": [16, 32, 64, 128, 256, 512]}
+DEFAULT_ENCODERS = {
+    "unet": EncoderConfig(widths=(16, 32, 64, 128)),
+    "fcn": EncoderConfig(widths=(16, 32, 64, 128, 256, 512)),
+}
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
 
 
@@ -30,7 +34,8 @@ def valid_variants() -> list[tuple[str, str]]:
 
 
 class SemanticNet(nn.Module):
-    """Per-pixel classifier over ``class_names`` on a U-Net or FCN."""
+    """Per-pixel classifier over ``class_names`` on a U-Net or FCN; ``encoder`` options go over
+    the architecture's default encoder (:data:`DEFAULT_ENCODERS`)."""
 
     task = "semantic"
 
@@ -40,9 +45,7 @@ class SemanticNet(nn.Module):
         arch: str = "unet",
         up: str = "transposed",
         in_channels: int = 1,
-        widths: Sequence[int] | None = None,
-        encoder: str = "conv",
-        norm: str | None = "batch",
+        encoder: EncoderConfig | Mapping | None = None,
         normalization: dict | None = None,
         class_weights: Sequence[float] | None = None,
     ) -> None:
@@ -55,22 +58,12 @@ class SemanticNet(nn.Module):
         if n < 2:
             raise ConfigError("semantic segmentation needs at least two classes")
         norm_in = normalization or {"mean": 0.5, "std": 0.25}
-        widths = list(widths or DEFAULT_WIDTHS["unet" if arch == "unet" else "fcn"])
-        common = dict(
-            in_channels=in_channels,
-            out_channels=n,
-            ndim=2,
-            widths=widths,
-            up=up,
-            norm=norm,
-            encoder=encoder,
-            output="logits",
-            normalization=norm_in,
-        )
+        enc = encoder_config(encoder, DEFAULT_ENCODERS["unet" if arch == "unet" else "fcn"])
+        head = dict(encoder=enc, up=up, output="logits", normalization=norm_in)
         if arch == "unet":
-            self.net = UNet(down="maxpool", **common)
+            self.net = UNet(in_channels, n, ndim=2, **head)
         else:
-            self.net = FCN(variant=arch[3:], **common)
+            self.net = FCN(in_channels, n, ndim=2, variant=arch[3:], **head)
         if class_weights is not None and len(class_weights) != n:
             raise ConfigError(f"{len(class_weights)} class weights for {n} classes")
         self.register_buffer(
@@ -85,9 +78,7 @@ class SemanticNet(nn.Module):
             "arch": arch,
             "up": up,
             "in_channels": in_channels,
-            "widths": widths,
-            "encoder": encoder,
-            "norm": norm,
+            "encoder": enc.to_dict(),
             "normalization": dict(norm_in),
             "class_weights": None if class_weights is None else [float(w) for w in class_weights],
         }

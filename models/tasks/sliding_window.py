@@ -110,22 +110,3 @@ def _check_image(image: torch.Tensor, in_channels: int) -> None:
         raise InputError(f"expected images (N, {in_channels}, H, W); got {tuple(image.shape)}")
     if min(image.shape[-2:]) <= AFTER:
         raise InputError(f"images must be larger than {AFTER} pixels per side for reflect padding")
-
-
-def patch_batch(images, classmaps, batch: int, rng, norm: dict, augment: bool = True):
-    """Random patches (batch, 1, PATCH, PATCH) normalised, and their centre-pixel classes."""
-    import numpy as np
-
-    n, h, w = images.shape
-    z = rng.integers(n, size=batch)
-    y = rng.integers(h - PATCH + 1, size=batch)
-    x = rng.integers(w - PATCH + 1, size=batch)
-    patches = np.stack(
-        [images[a, b : b + PATCH, c : c + PATCH] for a, b, c in zip(z, y, x, strict=True)]
-    )
-    labels = classmaps[z, y + BEFORE, x + BEFORE].astype(np.int64)
-    if augment:  # transposition keeps the labelled pixel (BEFORE, BEFORE) in place; flips do not
-        t = rng.random(batch) < 0.5
-        patches[t] = patches[t].transpose(0, 2, 1)
-    xt = (torch.from_numpy(patches[:, None]).float() / 255.0 - norm["mean"]) / norm["std"]
-    return xt, torch.from_numpy(labels)

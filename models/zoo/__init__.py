@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 from models.base import Network
-from models.checkpoint import file_checksum, load_checkpoint
+from models.checkpoint import VOLUMETRIC_MODELS, file_checksum, load_checkpoint
 from models.errors import CheckpointError
+
+__all__ = ["ZOO", "available", "load_model", "model_path"]
 
 ZOO = Path(__file__).resolve().parent
 
@@ -36,6 +38,6 @@ def load_model(name_or_path: str | os.PathLike, map_location: str = "cpu") -> Ne
     """Load a shipped model by name, or any checkpoint by path; eval mode, with
     ``model.spec`` and ``model.checksum`` (sha256 of the file) set."""
     path = model_path(name_or_path)
-    model = load_checkpoint(path, map_location=map_location)
+    model = load_checkpoint(path, map_location=map_location, family=VOLUMETRIC_MODELS)
     model.checksum = file_checksum(path)
     return model

@@ -69,10 +69,7 @@ class ModelSource:
                 spec=spec,
                 module=copy.deepcopy(model).cpu().eval(),
             )
-        from models.zoo import load_model, model_path
-
-        path = model_path(model)
-        net = load_model(path)
+        path, net = open_checkpoint(model)
         return cls(name=str(model), checksum=net.checksum, spec=net.spec, ref=str(path))
 
     def describe(self) -> dict[str, Any]:
@@ -87,12 +84,7 @@ class ModelSource:
     def _load(self) -> nn.Module:
         if self.module is not None:
             return self.module
-        from models.zoo import load_model
-
-        try:
-            net = load_model(self.ref)
-        except CheckpointError as e:
-            raise CheckpointError(f"on worker: {e}") from None
+        _, net = open_checkpoint(self.ref, where="on worker: ")
         if net.checksum != self.checksum:
             raise CheckpointError(
                 f"checkpoint {self.ref} changed during the run (sha256 {net.checksum[:12]} on the "
@@ -122,6 +114,20 @@ class ModelSource:
             return net
 
         return cached(key, build)
+
+
+def open_checkpoint(ref: str | os.PathLike, where: str = "") -> tuple[os.PathLike, nn.Module]:
+    """The checkpoint file of a zoo name or path and the network in it. The model library's
+    CheckpointError becomes the pipeline's (same message, ``where`` in front), so callers of the
+    pipeline catch one error type whichever layer found the fault."""
+    from models.errors import CheckpointError as ModelCheckpointError
+    from models.zoo import load_model, model_path
+
+    try:
+        path = model_path(ref)
+        return path, load_model(path)
+    except ModelCheckpointError as e:
+        raise CheckpointError(f"{where}{e}") from None
 
 
 def worker_threads() -> int:

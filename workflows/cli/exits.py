@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 
 from cluster import ClusterSetupError
+from models.errors import ModelError
 from pipeline.errors import BlockFailures, PetasegError
 
 INTERNAL_ERROR = 1
@@ -18,25 +19,13 @@ BLOCKS_FAILED = 3
 INTERRUPTED = 130
 
 
-def model_errors() -> tuple[type[Exception], ...]:
-    """The models library's error classes: its base ``ModelError`` where ``models.errors`` has
-    one, else every exception class that module exports."""
-    from models import errors
-
-    base = getattr(errors, "ModelError", None)
-    if isinstance(base, type):
-        return (base,)
-    exported = (getattr(errors, name) for name in getattr(errors, "__all__", ()))
-    return tuple(c for c in exported if isinstance(c, type) and issubclass(c, Exception))
-
-
 def known_failure(error: BaseException) -> tuple[int, str] | None:
     """The exit code and the message for an error a user can act on; None for any other."""
     if isinstance(error, BlockFailures):
         return BLOCKS_FAILED, f"petaseg: {error}"
     if isinstance(error, KeyboardInterrupt):
         return INTERRUPTED, "petaseg: interrupted"
-    if isinstance(error, (PetasegError, ClusterSetupError, *model_errors())):
+    if isinstance(error, (PetasegError, ClusterSetupError, ModelError)):
         return USER_ERROR, f"petaseg: error: {error}"
     return None
 

@@ -1,4 +1,4 @@
-"""Reading 2D EM training data (the file side of ``models.tasks.data2d``) and writing 2D
+"""Reading 2D EM training data (the file side of ``models.train2d.data``) and writing 2D
 predictions. ``models/`` never opens files; this module reads sections into numpy arrays.
 
 Presets name the shared real data sets and their held-out parts:
@@ -168,7 +168,7 @@ def semantic_data(
     name: str, split: str, raw_url: str | None = None, labels_url: str | None = None, scale: int = 1
 ):
     """(images, class maps, class names) of a semantic-segmentation preset (isbi, vnc)."""
-    from models.tasks.data2d import ISBI_CLASSES, VNC_CLASSES, downsample, isbi_classes, vnc_classes
+    from models.train2d.data import ISBI_CLASSES, VNC_CLASSES, downsample, isbi_classes, vnc_classes
 
     raw, labels = load_preset(name, split, raw_url, labels_url)
     if name == "isbi":
@@ -191,7 +191,7 @@ def instance_data(
 ):
     """Object instances of a preset: VNC mitochondria + synapses (or the ``objects`` named), or
     FIB neuron profiles."""
-    from models.tasks.data2d import (
+    from models.train2d.data import (
         VNC_OBJECTS,
         downsample,
         fib_instances,

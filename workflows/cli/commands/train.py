@@ -57,8 +57,8 @@ def run_training(
     plots: Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Read the volumes, split off the held-out sections and train (see models.train)."""
-    from models.train import TrainConfig, train
+    """Read the volumes, split off the held-out sections and train (see models.volumetric.train)."""
+    from models.volumetric import TrainConfig, train
 
     cfg = _load_config(config_path)
     cfg["target"] = target
@@ -171,7 +171,7 @@ def export(
     out: Annotated[Path, typer.Option(help="model file to write (weights, config, no optimiser)")],
 ) -> None:
     """Strip the optimiser state from a training checkpoint: the shippable model file."""
-    from models.train import export_model
+    from models.volumetric.train import export_model
 
     if out.exists():
         raise InputError(f"--out {out} exists; remove it or choose another path")

@@ -36,7 +36,7 @@ def _logger(quiet: bool):
 
 
 def _finish(model, out: Path, metadata: dict, history: dict, scores: dict) -> dict:
-    from models.tasks.checkpoint2d import save_task_model
+    from models.checkpoint import save_checkpoint
 
     summary = {
         "out": str(out),
@@ -48,7 +48,7 @@ def _finish(model, out: Path, metadata: dict, history: dict, scores: dict) -> di
         "validation": scores,
         **metadata,
     }
-    save_task_model(out, model, {**metadata, "validation": scores})
+    save_checkpoint(out, model, {**metadata, "validation": scores})
     Path(str(out) + ".metrics.json").write_text(json.dumps(summary, indent=1, default=float))
     return summary
 
@@ -69,7 +69,7 @@ def run_semantic(
     scale=1,
     quiet=False,
 ) -> dict:
-    from models.tasks.recipes import evaluate_semantic, train_semantic
+    from models.train2d.recipes import evaluate_semantic, train_semantic
     from workflows.training.data2d import semantic_data
 
     _setup(threads, seed)
@@ -97,8 +97,8 @@ def run_localize(
     scale=None,
     quiet=False,
 ) -> dict:
-    from models.tasks.data2d import localization_crops
-    from models.tasks.recipes import evaluate_localizer, train_localizer
+    from models.train2d.data import localization_crops
+    from models.train2d.recipes import evaluate_localizer, train_localizer
     from workflows.training.data2d import instance_data, preset
 
     _setup(threads, seed)
@@ -130,7 +130,7 @@ def run_detect(
     scale=None,
     quiet=False,
 ) -> dict:
-    from models.tasks.recipes import build_detection_model, evaluate_detection, train_detection
+    from models.train2d.recipes import build_detection_model, evaluate_detection, train_detection
     from workflows.training.data2d import instance_data, preset
 
     _setup(threads, seed)
@@ -157,14 +157,14 @@ def run_predict(
     scale: int | None = None,
     threads: int = 1,
 ) -> dict:
-    from models.tasks.checkpoint2d import load_task_model
-    from models.tasks.data2d import downsample
-    from models.tasks.overlay import save_overlay
-    from models.tasks.predict2d import predict_image, summary
+    from models.checkpoint import TASK_MODELS, load_checkpoint
+    from models.train2d.data import downsample
+    from models.train2d.overlay import save_overlay
+    from models.train2d.predict import predict_image, summary
     from workflows.training.data2d import read_sections, write_json, write_png
 
     _setup(threads, 0)
-    model = load_task_model(model_path)
+    model = load_checkpoint(model_path, family=TASK_MODELS)
     scale = int(model.metadata.get("scale", 1)) if scale is None else scale
     img = read_sections(image, section, section + 1)[0]
     if img.dtype != np.uint8:

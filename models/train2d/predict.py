@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from models.errors import InputError
-from models.tasks.data2d import to_float
 from models.tasks.instance import masks_to_label_image
+from models.train2d.data import to_float
 
 
 def predict_image(model, image: np.ndarray, score_thresh: float = 0.5) -> dict:

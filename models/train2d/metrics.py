@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_convert, box_iou
 
-from models.errors import InputError, PetasegError
+from models.errors import InputError, ModelError
 
 
 def confusion_matrix(pred, target, n_classes: int, ignore_index: int | None = None) -> np.ndarray:
@@ -129,7 +129,7 @@ def coco_map(preds: list[dict], targets: list[dict], masks: bool = False) -> dic
         import faster_coco_eval  # noqa: F401  (the backend torchmetrics is told to use)
         from torchmetrics.detection import MeanAveragePrecision
     except ImportError as e:
-        raise PetasegError(
+        raise ModelError(
             f"COCO mAP needs torchmetrics and faster-coco-eval ({e}); install them: "
             "pip install torchmetrics==1.9.0 faster-coco-eval==1.8.0"
         ) from None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.errors import ConfigError
+from models.records import refuse_unknown
 
 
 @dataclass
@@ -32,10 +32,7 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, d: dict | None) -> AugmentConfig:
         d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown augment option(s) {unknown}; known: {sorted(known)}")
+        refuse_unknown(d, cls, "augment")
         return cls(**d)
 
 

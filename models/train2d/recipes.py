@@ -12,17 +12,21 @@ import torch
 from scipy import ndimage
 
 from models.errors import InputError
-from models.tasks.data2d import (
+from models.train2d.batches import (
+    detection_batch,
+    localization_batch,
+    patch_batch,
+    semantic_batch,
+)
+from models.train2d.data import (
     InstanceSections,
     LocalizationSet,
-    detection_batch,
     intensity_stats,
     section_targets,
-    semantic_batch,
     to_float,
 )
-from models.tasks.fit import fit, to_device
-from models.tasks.metrics2d import (
+from models.train2d.fit import fit, to_device
+from models.train2d.metrics import (
     coco_map,
     confusion_matrix,
     localization_scores,
@@ -95,7 +99,7 @@ def evaluate_semantic(model, images: np.ndarray, classmaps: np.ndarray) -> dict:
 def train_patch_classifier(
     images, classmaps, class_names, iterations=300, batch=64, lr=1e-3, seed=0, log=None, device=None
 ):
-    from models.tasks.sliding_window import PatchClassifier, patch_batch
+    from models.tasks.sliding_window import PatchClassifier
 
     rng = _rng(seed)
     norm = intensity_stats(images)
@@ -122,7 +126,7 @@ def train_localizer(
     device=None,
     **model_kw,
 ):
-    from models.tasks.localize import Localizer, localization_batch
+    from models.tasks.localize import Localizer
 
     rng = _rng(seed)
     norm = intensity_stats(data.crops)
@@ -153,14 +157,14 @@ def evaluate_localizer(model, data: LocalizationSet) -> dict:
 def build_detection_model(kind: str, data: InstanceSections, **kw):
     """``kind``: "two_stage" (Faster R-CNN), "grid" (single shot) or "instance" (Mask R-CNN),
     on our encoder + FPN, normalised with the training sections' statistics."""
-    from models.tasks.detect_grid import GridDetector, fit_anchors
-    from models.tasks.detect_two_stage import build_detector
+    from models.tasks.detect_grid import build_grid_detector, fit_anchors
+    from models.tasks.detect_two_stage import build_two_stage
     from models.tasks.instance import build_mask_rcnn
 
     norm = intensity_stats(data.images)
     n = len(data.class_names)
     if kind == "two_stage":
-        return build_detector(n, class_names=data.class_names, normalization=norm, **kw)
+        return build_two_stage(n, class_names=data.class_names, normalization=norm, **kw)
     if kind == "instance":
         return build_mask_rcnn(n, class_names=data.class_names, normalization=norm, **kw)
     if kind == "grid":
@@ -172,7 +176,7 @@ def build_detection_model(kind: str, data: InstanceSections, **kw):
                         wh.append((sl[1].stop - sl[1].start, sl[0].stop - sl[0].start))
             if len(wh) >= 3:
                 kw["anchors"] = fit_anchors(np.asarray(wh), 3)
-        return GridDetector(n, class_names=data.class_names, normalization=norm, **kw)
+        return build_grid_detector(n, class_names=data.class_names, normalization=norm, **kw)
     raise InputError(f"detector kind {kind!r} is unknown; use 'two_stage', 'grid' or 'instance'")
 
 

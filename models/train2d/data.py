@@ -1,6 +1,6 @@
 """2D EM training data from numpy sections: class maps, object instances and their boxes.
 
-File reading lives in ``pipeline.data2d_io``; everything here takes arrays of sections
+File reading lives in ``workflows.training.data2d``; everything here takes arrays of sections
 ``(n, y, x)`` so it runs on any source. Boxes are ``(x1, y1, x2, y2)`` in pixel-edge
 coordinates (a one-pixel object at column 3 spans x 3..4), so no real object gives a degenerate
 box. Instances are 2D connected components: mitochondria and synapses of the VNC labels, neuron
@@ -9,7 +9,6 @@ profiles of FIB sections (per-section components of each neuron id).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cc3d
@@ -152,25 +151,6 @@ def instance_targets(instances: np.ndarray, classes: np.ndarray, min_area: int =
     return target
 
 
-def augment_pair(image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
-    """The same random flip / 90-degree rotation of a 2D image and its label image."""
-    k = int(rng.integers(4))
-    image, label = np.rot90(image, k), np.rot90(label, k)
-    if rng.random() < 0.5:
-        image, label = image[:, ::-1], label[:, ::-1]
-    return np.ascontiguousarray(image), np.ascontiguousarray(label)
-
-
-def random_tile(shape: Sequence[int], tile: int, rng: np.random.Generator):
-    """(section, y, x) of a random ``tile`` x ``tile`` window in a stack of ``shape``."""
-    n, h, w = shape
-    if tile > h or tile > w:
-        raise InputError(
-            f"tile size {tile} is larger than the sections ({h}x{w}); use a smaller tile"
-        )
-    return int(rng.integers(n)), int(rng.integers(h - tile + 1)), int(rng.integers(w - tile + 1))
-
-
 def to_float(images: np.ndarray, mean: float, std: float) -> torch.Tensor:
     """uint8 pixels -> float tensor ``(u8 / 255 - mean) / std``."""
     x = torch.from_numpy(np.ascontiguousarray(images)).float() / 255.0
@@ -181,52 +161,6 @@ def intensity_stats(images: np.ndarray) -> dict:
     """Mean and std of the pixels scaled to [0, 1]: the model's input normalisation."""
     x = images.astype(np.float64) / 255.0
     return {"mean": float(x.mean()), "std": float(max(x.std(), 1e-3))}
-
-
-def semantic_batch(
-    images: np.ndarray,
-    classmaps: np.ndarray,
-    tile: int,
-    batch: int,
-    rng: np.random.Generator,
-    norm: dict,
-    augment: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random augmented tiles: ``x`` (batch, 1, tile, tile) float and ``y`` (batch, tile, tile)."""
-    xs, ys = [], []
-    for _ in range(batch):
-        z, y0, x0 = random_tile(images.shape, tile, rng)
-        img = images[z, y0 : y0 + tile, x0 : x0 + tile]
-        lab = classmaps[z, y0 : y0 + tile, x0 : x0 + tile]
-        if augment:
-            img, lab = augment_pair(img, lab, rng)
-        xs.append(img)
-        ys.append(lab)
-    x = to_float(np.stack(xs)[:, None], norm["mean"], norm["std"])
-    return x, torch.from_numpy(np.stack(ys).astype(np.int64))
-
-
-def detection_batch(
-    data: InstanceSections,
-    tile: int,
-    batch: int,
-    rng: np.random.Generator,
-    min_area: int = 20,
-    masks: bool = False,
-    augment: bool = True,
-) -> tuple[list[torch.Tensor], list[dict]]:
-    """Random tiles as detector input: images (1, tile, tile) in [0, 1] and target dicts
-    (boxes, labels[, masks]); a tile may hold no object (empty boxes)."""
-    images, targets = [], []
-    for _ in range(batch):
-        z, y0, x0 = random_tile(data.images.shape, tile, rng)
-        img = data.images[z, y0 : y0 + tile, x0 : x0 + tile]
-        inst = data.instances[z, y0 : y0 + tile, x0 : x0 + tile]
-        if augment:
-            img, inst = augment_pair(img, inst, rng)
-        images.append(torch.from_numpy(img.copy()).float()[None] / 255.0)
-        targets.append(instance_targets(inst, data.classes[z], min_area, masks))
-    return images, targets
 
 
 def section_targets(data: InstanceSections, index: int, min_area: int = 1, masks: bool = True):

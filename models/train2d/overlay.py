@@ -31,7 +31,7 @@ PALETTE = (
 def save_overlay(
     path: str | Path, image: np.ndarray, pred: dict, title: str = "", alpha: float = 0.4
 ) -> None:
-    """Draw ``pred`` (from models.tasks.predict2d.predict_image) over ``image`` into ``path``."""
+    """Draw ``pred`` (from models.train2d.predict.predict_image) over ``image`` into ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
