@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
 from pipeline.io.boundary import read_boundary
@@ -150,7 +151,7 @@ def run_features(
     raw_url: str,
     boundary_url: str,
     root: str,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> RunReport:
     """Write the feature tables of ``fragments_url`` on the region graph's block grid."""

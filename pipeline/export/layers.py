@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
 from pipeline.export.scales import Factor, cumulative, downsample_mean, downsample_mode
@@ -176,7 +177,7 @@ def write_pyramid(
     volume_url: str,
     lut: str | None = None,
     levels_per_pass: int = 2,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
     params: dict | None = None,
 ) -> list[RunReport]:

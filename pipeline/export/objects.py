@@ -17,12 +17,15 @@ from __future__ import annotations
 import io
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from distributed import Client
 
 from pipeline.export.layers import cloudpath, level_geometry, open_cv
-from pipeline.geometry import Roi
+from pipeline.geometry import Roi, in_nm
 from pipeline.io.fs import filesystem, join
 from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
 from pipeline.runner.cache import cached
@@ -302,19 +305,16 @@ class MergeShard:
 
 def write_objects(
     layer: str,
-    info: dict,
+    info: dict[str, Any],
     params: ObjectParams,
-    block_shape_vox: tuple,
-    client=None,
+    block_shape_vox: Sequence[int],
+    client: Client | None = None,
     progress: bool = True,
 ) -> list[RunReport]:
     """Run both passes and write the mesh/skeleton ``info`` files and segment properties."""
     shape, res, voxel_offset = level_geometry(info, 0)
-    total = Roi(
-        tuple(o * r for o, r in zip(voxel_offset, res, strict=True)),
-        tuple(s * r for s, r in zip(shape, res, strict=True)),
-    )
-    block = tuple(b * r for b, r in zip(block_shape_vox, res, strict=True))
+    total = Roi(voxel_offset, shape).to_world(res)
+    block = in_nm(block_shape_vox, res)
     n_blocks = int(np.prod([-(-s // b) for s, b in zip(shape, block_shape_vox, strict=True)]))
     n_shards = max(1, min(4096, n_blocks))
     root = cloudpath(layer)

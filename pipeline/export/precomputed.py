@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
 from pipeline.export.layers import (
@@ -70,8 +71,15 @@ def _geometry(vol, chunks: Sequence[int] | None) -> LayerGeometry:
 
 
 def export_image(
-    out: str, image_url: str, levels: int | None = None, chunks=None, client=None, progress=True
+    out: str,
+    image_url: str,
+    levels: int | None = None,
+    chunks: Sequence[int] | None = None,
+    client: Client | None = None,
+    progress: bool = True,
 ) -> tuple[str, list]:
+    """Write ``image_url`` as a multiscale precomputed image layer under ``out``; returns the
+    layer's path and the reports of its levels."""
     vol = open_volume(image_url)
     geom = _geometry(vol, chunks)
     factors = level_factors(
@@ -92,7 +100,7 @@ def export_segmentation(
     chunks=None,
     objects: ObjectParams | None = None,
     object_block: Sequence[int] = (128, 128, 128),
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> tuple[str, list, dict]:
     """Labels (or fragments + ``lut``) -> a multiscale segmentation layer with objects."""
@@ -144,7 +152,7 @@ def export(
     objects: ObjectParams | None = None,
     object_block: Sequence[int] = (128, 128, 128),
     base: str = LOCAL_BASE,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> ExportResult:
     """Write the export folder ``out`` (see the module docstring) and its viewer state."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from distributed import default_client, wait
+from distributed import Client, default_client, wait
 
 from pipeline.errors import BlockFailures, ClusterError, InputError
 from pipeline.geometry import Coord, Roi, as_coord
@@ -172,7 +172,7 @@ def _validate(task: BlockTask) -> BlockGrid:
 RESOURCE_WAIT_S = 10.0
 
 
-def workers_offering(client, resources: dict[str, float]) -> tuple[int, int]:
+def workers_offering(client: Client, resources: dict[str, float]) -> tuple[int, int]:
     """(workers that offer every resource in ``resources``, all workers) of the client's
     cluster."""
     workers = client.scheduler_info(n_workers=-1).get("workers", {})
@@ -184,7 +184,7 @@ def workers_offering(client, resources: dict[str, float]) -> tuple[int, int]:
     return len(offering), len(workers)
 
 
-def _check_resources(client, task: BlockTask, wait_s: float | None = None) -> None:
+def _check_resources(client: Client, task: BlockTask, wait_s: float | None = None) -> None:
     if not task.resources:
         return
     deadline = time.time() + (RESOURCE_WAIT_S if wait_s is None else wait_s)
@@ -202,7 +202,7 @@ def _check_resources(client, task: BlockTask, wait_s: float | None = None) -> No
         time.sleep(0.5)
 
 
-def current_client():
+def current_client() -> Client:
     """The Dask client the caller opened (``distributed.default_client``): the runner receives
     a client and never starts one."""
     try:
@@ -216,7 +216,7 @@ def current_client():
 
 def run_blockwise(
     task: BlockTask,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
     max_in_flight: int | None = None,
 ) -> RunReport:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
 from pipeline.io.tables import (
@@ -35,7 +36,7 @@ from pipeline.io.tables import (
     write_json,
     write_table,
 )
-from pipeline.runner.blockwise import Block, run_blockwise
+from pipeline.runner.blockwise import Block, BlockTask, run_blockwise
 from pipeline.runner.tasks import grid_task
 from pipeline.seg.agglomeration import Scoring, agglomerate
 from pipeline.seg.rag import pair_keys, reduce_edges
@@ -168,10 +169,11 @@ def _two_level(
     meta: dict[str, Any],
     scoring: Scoring,
     local_threshold: float,
-    client,
+    client: Client | None,
     progress: bool,
 ) -> dict[str, Any]:
-    _local_merges(root, meta, scoring, local_threshold, client, progress)
+    task = local_merge_task(root, meta, scoring, local_threshold)
+    run_blockwise(task, client=client, progress=progress)
     clusters = LocalClusters.of(root, meta["num_blocks"])
     contracted = _contracted_graph(root, meta["num_blocks"], clusters, scoring)
     nodes, keys, scores = _scored(contracted, scoring)
@@ -186,23 +188,17 @@ def _two_level(
     }
 
 
-def _local_merges(
-    root: str,
-    meta: dict[str, Any],
-    scoring: Scoring,
-    local_threshold: float,
-    client,
-    progress: bool,
-) -> None:
+def local_merge_task(
+    root: str, meta: dict[str, Any], scoring: Scoring, local_threshold: float
+) -> BlockTask:
     """Step 1: every block agglomerates its edges in its neighbours' context."""
-    task = grid_task(
+    return grid_task(
         "agglomerate-local",
         meta,
         LocalAgglomerationBlock(root, meta["grid_shape"], scoring, local_threshold),
         f"{root}/agglomeration/local",
         {"scoring": [scoring.kind, scoring.q], "local_threshold": local_threshold, **meta},
     )
-    run_blockwise(task, client=client, progress=progress)
 
 
 @dataclass
@@ -308,7 +304,7 @@ def run_agglomerate(
     scoring: Scoring | str = "mean",
     max_global_edges: int = DEFAULT_MAX_GLOBAL_EDGES,
     local_threshold: float = DEFAULT_LOCAL_THRESHOLD,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Merge scores for the region graph under ``root`` (see the module docstring)."""

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
 from pipeline.geometry import Roi, in_nm
@@ -124,7 +125,7 @@ def run_fragments(
     params: FragmentParams | None = None,
     block_shape: Sequence[int] | None = None,
     context: Sequence[int] | None = None,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> RunReport:
     """Write uint64 fragments of a boundary map (resumable: finished blocks are skipped)."""

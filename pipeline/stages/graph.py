@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
 from pipeline.io.boundary import read_boundary
@@ -113,7 +114,7 @@ def run_graph(
     root: str,
     nbins: int = DEFAULT_BINS,
     block_shape: Sequence[int] | None = None,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> RunReport:
     """Write the region graph tables of ``fragments_url`` under ``root`` (resumable)."""

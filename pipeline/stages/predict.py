@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from distributed import Client
 from torch import nn
 
 from pipeline.errors import InputError
@@ -120,7 +121,7 @@ def check_block(block: Sequence[int], patch: Sequence[int], shape: Sequence[int]
     return block
 
 
-def _gpu_workers(client) -> bool:
+def _gpu_workers(client: Client) -> bool:
     return workers_offering(client, {"GPU": 1})[0] > 0
 
 
@@ -330,7 +331,7 @@ def output_attrs(
     return attrs
 
 
-def run_predict(task: BlockTask, client=None, progress: bool = True) -> RunReport:
+def run_predict(task: BlockTask, client: Client | None = None, progress: bool = True) -> RunReport:
     """Run a planned predict task (``plan_predict``) on ``client``; its blocks ask for a
     ``GPU`` when any worker advertises one."""
     client = client if client is not None else current_client()
@@ -343,7 +344,7 @@ def predict(
     model: str | os.PathLike | nn.Module,
     input_url: str,
     output_url: str,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
     **options: Any,
 ) -> RunReport:
