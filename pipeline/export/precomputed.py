@@ -18,6 +18,7 @@ version), relabelled per block on the fly.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,6 @@ from pipeline.errors import InputError
 from pipeline.export.layers import (
     LayerGeometry,
     choose_chunks,
-    cloudpath,
     create_layer,
     levels_for,
     write_pyramid,
@@ -38,6 +38,8 @@ from pipeline.export.layers import (
 from pipeline.export.objects import ObjectParams, write_objects
 from pipeline.export.scales import level_factors
 from pipeline.export.state import read_candidates, state_url, viewer_state, write_point_annotations
+from pipeline.io.cloud import cloudpath
+from pipeline.io.fs import filesystem, join
 from pipeline.io.volume import open_volume
 
 LOCAL_BASE = "http://127.0.0.1:8000"
@@ -104,8 +106,6 @@ def export_segmentation(
     progress: bool = True,
 ) -> tuple[str, list, dict]:
     """Labels (or fragments + ``lut``) -> a multiscale segmentation layer with objects."""
-    import time
-
     vol = open_volume(segmentation_url)
     if vol.dtype.kind not in "ui":
         raise InputError(
@@ -156,8 +156,6 @@ def export(
     progress: bool = True,
 ) -> ExportResult:
     """Write the export folder ``out`` (see the module docstring) and its viewer state."""
-    import time
-
     if image_url is None and segmentation_url is None:
         raise InputError("nothing to export: give an image (--image) and/or a segmentation")
     if lut is not None and segmentation_url is None:
@@ -202,8 +200,6 @@ def export(
 
 
 def write_state_file(out: str, base: str, state: dict[str, Any]) -> None:
-    from pipeline.io.fs import filesystem, join
-
     fs, path = filesystem(join(cloudpath(out) if "://" in out else out, "viewer_state.json"))
     with fs.open(path, "w") as f:
         json.dump({"base": base, "state": state, "url": state_url(state)}, f, indent=1)
