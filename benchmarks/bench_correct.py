@@ -35,9 +35,7 @@ machine is shared, so wall times swing with other jobs; ``*_cpu_s`` and ``*_vs_i
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 import tempfile
 import time
@@ -45,28 +43,21 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.correct_experiment import (
+    Part,
+    best_threshold,
+    boundary_from_raw,
+    evaluate,
+    prepare_part,
+    train,
+)
+from benchmarks.inputs import affinities, fib_boundary, quiet_fd
+
 REPO = Path(__file__).resolve().parents[1]
 FIB = REPO.parent / "shared" / "data" / "fib_medulla_flyem" / "fib_medulla_train.h5"
-MODEL = REPO / "models" / "zoo" / "fib-boundary-v1.pt"
 SEG_THRESHOLDS = (0.6, 0.65, 0.7, 0.72, 0.75, 0.8)
 BETAS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 TRAIN, EVAL, EVAL_UNSEEN = slice(0, 100), slice(100, 160), slice(130, 160)
-
-
-@contextlib.contextmanager
-def quiet_fd():
-    """Silence C++ std::cout (waterz prints its progress) at the file-descriptor level."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
 
 
 def log(msg: str) -> None:
@@ -86,27 +77,6 @@ def load() -> dict[str, np.ndarray]:
             "fragments": f["volumes/labels/supervoxels"][:].astype(np.uint64),
             "gt": f["volumes/labels/neuron_ids"][:],
         }
-
-
-def boundary(raw: np.ndarray) -> tuple[np.ndarray, str]:
-    if MODEL.exists():
-        from pipeline.stages.predict import predict_array
-
-        pred = predict_array(str(MODEL), raw, device="auto")
-        return np.clip(pred[0], 0, 1).astype(np.float32), f"model {MODEL.name}"
-    from benchmarks.correct_experiment import boundary_from_raw
-
-    return boundary_from_raw(raw), "stand-in: clip((p99 - gauss(raw, 1)) / (p99 - p1), 0, 1)"
-
-
-def affinities(b: np.ndarray) -> np.ndarray:
-    a = np.zeros((3, *b.shape), np.float32)
-    for d in range(3):
-        hi = [slice(None)] * 3
-        lo = [slice(None)] * 3
-        hi[d], lo[d] = slice(1, None), slice(None, -1)
-        a[d][tuple(hi)] = 1.0 - np.maximum(b[tuple(hi)], b[tuple(lo)])
-    return a
 
 
 def waterz_luts(b: np.ndarray, fragments: np.ndarray, thresholds) -> dict[float, object]:
@@ -152,9 +122,63 @@ def elf_luts(b: np.ndarray, fragments: np.ndarray, betas) -> dict[float, object]
 
 
 def correction(data, bnd, tmp: Path, client) -> dict:
-    from benchmarks.correct_experiment import best_threshold, evaluate, prepare_part, train
-
+    """Train on the training part, correct the evaluation parts (petaseg's segmentation and the
+    peer's), and sum it up."""
     tmp.mkdir(parents=True, exist_ok=True)
+    parts = prepare_parts(data, bnd, tmp, client)
+    train_part, eval_part = parts["train"], parts["eval"]
+    t_seg, train_scores = best_threshold(train_part)
+    t0 = time.perf_counter()
+    model = train([train_part], [t_seg])
+    train_s = time.perf_counter() - t0
+    log(f"trained in {train_s:.1f} s: thresholds {model.thresholds}")
+    t0 = time.perf_counter()
+    ours = corrected(model, eval_part, eval_part.lut(t_seg), tmp / "ours", client)
+    correct_s = time.perf_counter() - t0
+    log(f"petaseg: VI {ours['vi_before']:.3f} -> {ours['vi_after']:.3f}")
+    p130 = parts["eval130"]
+    unseen = corrected(model, p130, p130.lut(t_seg), tmp / "z130", client)
+    beta, peer = peer_correction(model, data, bnd, train_part, eval_part, tmp, client)
+    wz = waterz_luts(bnd[EVAL], data["fragments"][EVAL], [t_seg])[t_seg]
+    return {
+        **rounded(ours, OURS_KEYS),
+        **rounded(unseen, ("vi_before", "vi_after"), "z130_"),
+        "peer": f"python-elf multicut (kernighan-lin), beta {beta} (best on training part)",
+        **rounded(peer, PEER_KEYS, "peer_"),
+        **rounded(ours, ("precision_at_10", "precision_at_10_all_candidates", "true_error_rate")),
+        **rounded(peer, ("precision_at_10",), "peer_"),
+        "waterz_vi_before": r4(eval_part.truth.scores(wz)["vi_sum"]),
+        "ranked_candidates": ours["ranked"],
+        "applied": ours["applied"],
+        "peer_applied": peer["applied"],
+        "auto_thresholds": model.thresholds,
+        "segmentation_threshold": t_seg,
+        "train_vi_at_threshold": r4(train_scores["vi_sum"]),
+        "train_examples": {k: model.info[k] for k in ("pair_examples", "split_examples")},
+        "train_s": round(train_s, 2),
+        "correct_s": round(correct_s, 2),
+    }
+
+
+OURS_KEYS = tuple(
+    f"{score}_{when}"
+    for score in ("vi", "vi_split", "vi_merge", "arand")
+    for when in ("before", "after")
+)
+PEER_KEYS = ("vi_before", "vi_after", "arand_before", "arand_after")
+
+
+def r4(x) -> float:
+    return round(float(x), 4)
+
+
+def rounded(scores: dict, keys, prefix: str = "") -> dict[str, float]:
+    """``keys`` of ``scores`` to 4 decimals, named with ``prefix``."""
+    return {f"{prefix}{k}": r4(scores[k]) for k in keys}
+
+
+def prepare_parts(data, bnd, tmp: Path, client) -> dict[str, Part]:
+    """The training and evaluation parts, each with its region graph, tables and features."""
     parts = {}
     for name, zs in (("train", TRAIN), ("eval", EVAL), ("eval130", EVAL_UNSEEN)):
         t0 = time.perf_counter()
@@ -169,74 +193,30 @@ def correction(data, bnd, tmp: Path, client) -> dict:
             client=client,
         )
         log(f"prepared {name} part in {time.perf_counter() - t0:.1f} s")
-    train_part, eval_part = parts["train"], parts["eval"]
-    t_seg, train_scores = best_threshold(train_part)
-    t0 = time.perf_counter()
-    model = train([train_part], [t_seg])
-    train_s = time.perf_counter() - t0
-    log(f"trained in {train_s:.1f} s: thresholds {model.thresholds}")
-    t0 = time.perf_counter()
-    ours = evaluate(
+    return parts
+
+
+def corrected(model, part: Part, lut, out: Path, client) -> dict:
+    """``evaluate`` with the edit log and the candidate list at ``out``.sqlite / .json."""
+    return evaluate(
         model,
-        eval_part,
-        eval_part.lut(t_seg),
-        str(tmp / "ours.sqlite"),
-        str(tmp / "ours.json"),
-        client=client,
-    )
-    correct_s = time.perf_counter() - t0
-    log(f"petaseg: VI {ours['vi_before']:.3f} -> {ours['vi_after']:.3f}")
-    p130 = parts["eval130"]
-    unseen = evaluate(
-        model,
-        p130,
-        p130.lut(t_seg),
-        str(tmp / "z130.sqlite"),
-        str(tmp / "z130.json"),
+        part,
+        lut,
+        str(out.with_suffix(".sqlite")),
+        str(out.with_suffix(".json")),
         client=client,
     )
 
-    # the peer: elf multicut on the same fragments and boundary map, beta chosen on training
+
+def peer_correction(model, data, bnd, train_part: Part, eval_part: Part, tmp: Path, client):
+    """(beta, scores): elf multicut on the same fragments and boundary map, beta chosen on the
+    training part, corrected by the same model."""
     train_luts = elf_luts(bnd[TRAIN], data["fragments"][TRAIN], BETAS)
     beta = min(train_luts, key=lambda t: train_part.truth.scores(train_luts[t])["vi_sum"])
     peer_lut = elf_luts(bnd[EVAL], data["fragments"][EVAL], [beta])[beta]
-    peer = evaluate(
-        model, eval_part, peer_lut, str(tmp / "peer.sqlite"), str(tmp / "peer.json"), client=client
-    )
+    peer = corrected(model, eval_part, peer_lut, tmp / "peer", client)
     log(f"elf multicut: VI {peer['vi_before']:.3f} -> {peer['vi_after']:.3f}")
-    wz = waterz_luts(bnd[EVAL], data["fragments"][EVAL], [t_seg])[t_seg]
-    r3 = lambda x: round(float(x), 4)  # noqa: E731
-    return {
-        "vi_before": r3(ours["vi_before"]),
-        "vi_after": r3(ours["vi_after"]),
-        "vi_split_before": r3(ours["vi_split_before"]),
-        "vi_split_after": r3(ours["vi_split_after"]),
-        "vi_merge_before": r3(ours["vi_merge_before"]),
-        "vi_merge_after": r3(ours["vi_merge_after"]),
-        "arand_before": r3(ours["arand_before"]),
-        "arand_after": r3(ours["arand_after"]),
-        "z130_vi_before": r3(unseen["vi_before"]),
-        "z130_vi_after": r3(unseen["vi_after"]),
-        "peer": f"python-elf multicut (kernighan-lin), beta {beta} (best on training part)",
-        "peer_vi_before": r3(peer["vi_before"]),
-        "peer_vi_after": r3(peer["vi_after"]),
-        "peer_arand_before": r3(peer["arand_before"]),
-        "peer_arand_after": r3(peer["arand_after"]),
-        "precision_at_10": r3(ours["precision_at_10"]),
-        "precision_at_10_all_candidates": r3(ours["precision_at_10_all_candidates"]),
-        "true_error_rate": r3(ours["true_error_rate"]),
-        "peer_precision_at_10": r3(peer["precision_at_10"]),
-        "waterz_vi_before": r3(eval_part.truth.scores(wz)["vi_sum"]),
-        "ranked_candidates": ours["ranked"],
-        "applied": ours["applied"],
-        "peer_applied": peer["applied"],
-        "auto_thresholds": model.thresholds,
-        "segmentation_threshold": t_seg,
-        "train_vi_at_threshold": r3(train_scores["vi_sum"]),
-        "train_examples": {k: model.info[k] for k in ("pair_examples", "split_examples")},
-        "train_s": round(train_s, 2),
-        "correct_s": round(correct_s, 2),
-    }
+    return beta, peer
 
 
 STANDIN_KEYS = (
@@ -366,7 +346,7 @@ def main(json_out: bool = False) -> dict:
 
     data = load()
     t0 = time.perf_counter()
-    bnd, source = boundary(data["raw"])
+    bnd, source = fib_boundary(data["raw"])
     log(f"boundary map ({source}) in {time.perf_counter() - t0:.1f} s")
     result: dict = {"data": "fib_medulla_train z<100 train / z 100..159 eval", "boundary": source}
     with tempfile.TemporaryDirectory(prefix="bench_correct_") as tmpdir:
@@ -378,8 +358,6 @@ def main(json_out: bool = False) -> dict:
         try:
             result.update(correction(data, bnd, tmp / "main", client))
             if source.startswith("model"):
-                from benchmarks.correct_experiment import boundary_from_raw
-
                 log("again with the stand-in boundary map")
                 weak = correction(data, boundary_from_raw(data["raw"]), tmp / "standin", client)
                 result.update({f"standin_{k}": weak[k] for k in STANDIN_KEYS})

@@ -298,10 +298,7 @@ def _input(tmp: str, crop: tuple[int, ...] | None) -> str:
 def main(json_out: bool = False) -> dict:
     if not DATA.exists():
         return {"skipped": f"real data not available: {DATA}"}
-    import numpy as np
     import torch
-
-    from pipeline.io.volume import open_volume
 
     crop_env = os.environ.get("PETASEG_BENCH_INFERENCE_CROP")
     crop = tuple(int(v) for v in crop_env.split(",")) if crop_env else None
@@ -321,84 +318,12 @@ def main(json_out: bool = False) -> dict:
         result["model"] = model_note
         url = _input(tmp, crop)
         shape = crop or (250, 250, 250)
-        block = tuple(-(-s // 64) * 64 for s in shape)  # one block covers the volume
-        runs = []
-        for overlap in OVERLAPS:
-            common = {
-                "model": model,
-                "patch": list(PATCH),
-                "batch": BATCH,
-                "threads": THREADS,
-                "overlap": overlap,
-            }
-            pout = os.path.join(tmp, f"p{overlap}.zarr", "pred")
-            mout = os.path.join(tmp, f"m{overlap}.npy")
-            p = _subprocess("petaseg", {**common, "input": url, "out": pout, "block": list(block)})
-            m = _subprocess(
-                "monai", {**common, "h5": str(DATA), "crop": list(crop or ()), "out": mout}
-            )
-            ours, theirs = open_volume(pout).read(), np.load(mout)
-            runs.append(
-                {
-                    "overlap": overlap,
-                    "petaseg_vps": p["voxels"] / p["seconds"],
-                    "monai_vps": m["voxels"] / m["seconds"],
-                    "ratio_vs_monai": m["seconds"] / p["seconds"],
-                    "petaseg_seconds": p["seconds"],
-                    "monai_seconds": m["seconds"],
-                    "petaseg_peak_mb": p["peak_mb"],
-                    "monai_peak_mb": m["peak_mb"],
-                    "max_abs_diff": float(np.abs(ours - theirs).max()),
-                }
-            )
-        main_run = runs[0]
-        for key in (
-            "petaseg_vps",
-            "monai_vps",
-            "ratio_vs_monai",
-            "petaseg_peak_mb",
-            "monai_peak_mb",
-            "max_abs_diff",
-        ):
-            result[key] = main_run[key]
+        runs = [_versus_monai(tmp, model, url, crop, shape, overlap) for overlap in OVERLAPS]
+        for key in MAIN_RUN_KEYS:
+            result[key] = runs[0][key]
         result["runs"] = runs
-
-        layout = _subprocess(
-            "layout", {"model": model, "patch": list(PATCH), "batch": BATCH, "threads": THREADS}
-        )
-        result["forward_vps_by_layout"] = layout
-        result["channels_last_speedup"] = layout["channels_last_3d"] / layout["contiguous"]
-        result["flops_per_voxel"] = layout["flops_per_voxel"]
-
-        # scaling: same blocks on 1 and 2 single-threaded worker processes
-        scale_shape = (min(128, shape[0]), *shape[1:])
-        scale_url = _input(os.path.join(tmp, "scale"), scale_shape) if crop != scale_shape else url
-        secs = {}
-        for workers in (1, 2):
-            args = {
-                "model": model,
-                "patch": list(PATCH),
-                "batch": BATCH,
-                "threads": 1,
-                "overlap": 0.25,
-                "workers": workers,
-                "processes": True,
-                "input": scale_url,
-                "out": os.path.join(tmp, f"s{workers}.zarr", "pred"),
-                "block": [128, 128, 128],
-                "warm": True,
-            }
-            secs[workers] = _subprocess("petaseg", args)["seconds"]
-        result["scaling_2_workers"] = secs[1] / secs[2]
-        result["scaling_detail"] = {
-            "shape": list(scale_shape),
-            "block": [128, 128, 128],
-            "overlap": 0.25,
-            "seconds_1_worker": secs[1],
-            "seconds_2_workers": secs[2],
-            "cpu_cores": len(os.sched_getaffinity(0)),
-            "load_avg_1min": os.getloadavg()[0],
-        }
+        result.update(_layouts(model))
+        result.update(_scaling(tmp, model, url, crop, shape))
         if torch.cuda.is_available():
             gpu_args = {"model": model, "patch": list(PATCH), "batch": 8, "threads": THREADS}
             result["gpu"] = _subprocess("gpu", {**gpu_args, "h5": str(DATA)})
@@ -409,6 +334,104 @@ def main(json_out: bool = False) -> dict:
     if not json_out:
         print(json.dumps(result, indent=1))
     return result
+
+
+MAIN_RUN_KEYS = (
+    "petaseg_vps",
+    "monai_vps",
+    "ratio_vs_monai",
+    "petaseg_peak_mb",
+    "monai_peak_mb",
+    "max_abs_diff",
+)
+
+
+def _versus_monai(
+    tmp: str,
+    model: str,
+    url: str,
+    crop: tuple[int, ...] | None,
+    shape: tuple[int, ...],
+    overlap: float,
+) -> dict:
+    """petaseg and MONAI on the same input at one overlap: speed, memory, and how far apart
+    their outputs are."""
+    import numpy as np
+
+    from pipeline.io.volume import open_volume
+
+    block = tuple(-(-s // 64) * 64 for s in shape)  # one block covers the volume
+    common = {
+        "model": model,
+        "patch": list(PATCH),
+        "batch": BATCH,
+        "threads": THREADS,
+        "overlap": overlap,
+    }
+    pout = os.path.join(tmp, f"p{overlap}.zarr", "pred")
+    mout = os.path.join(tmp, f"m{overlap}.npy")
+    p = _subprocess("petaseg", {**common, "input": url, "out": pout, "block": list(block)})
+    m = _subprocess("monai", {**common, "h5": str(DATA), "crop": list(crop or ()), "out": mout})
+    ours, theirs = open_volume(pout).read(), np.load(mout)
+    return {
+        "overlap": overlap,
+        "petaseg_vps": p["voxels"] / p["seconds"],
+        "monai_vps": m["voxels"] / m["seconds"],
+        "ratio_vs_monai": m["seconds"] / p["seconds"],
+        "petaseg_seconds": p["seconds"],
+        "monai_seconds": m["seconds"],
+        "petaseg_peak_mb": p["peak_mb"],
+        "monai_peak_mb": m["peak_mb"],
+        "max_abs_diff": float(np.abs(ours - theirs).max()),
+    }
+
+
+def _layouts(model: str) -> dict:
+    """Forward-pass throughput by memory layout, and the network's FLOPs per voxel."""
+    layout = _subprocess(
+        "layout", {"model": model, "patch": list(PATCH), "batch": BATCH, "threads": THREADS}
+    )
+    return {
+        "forward_vps_by_layout": layout,
+        "channels_last_speedup": layout["channels_last_3d"] / layout["contiguous"],
+        "flops_per_voxel": layout["flops_per_voxel"],
+    }
+
+
+def _scaling(
+    tmp: str, model: str, url: str, crop: tuple[int, ...] | None, shape: tuple[int, ...]
+) -> dict:
+    """The same blocks on 1 and 2 single-threaded worker processes."""
+    scale_shape = (min(128, shape[0]), *shape[1:])
+    scale_url = _input(os.path.join(tmp, "scale"), scale_shape) if crop != scale_shape else url
+    secs = {}
+    for workers in (1, 2):
+        args = {
+            "model": model,
+            "patch": list(PATCH),
+            "batch": BATCH,
+            "threads": 1,
+            "overlap": 0.25,
+            "workers": workers,
+            "processes": True,
+            "input": scale_url,
+            "out": os.path.join(tmp, f"s{workers}.zarr", "pred"),
+            "block": [128, 128, 128],
+            "warm": True,
+        }
+        secs[workers] = _subprocess("petaseg", args)["seconds"]
+    return {
+        "scaling_2_workers": secs[1] / secs[2],
+        "scaling_detail": {
+            "shape": list(scale_shape),
+            "block": [128, 128, 128],
+            "overlap": 0.25,
+            "seconds_1_worker": secs[1],
+            "seconds_2_workers": secs[2],
+            "cpu_cores": len(os.sched_getaffinity(0)),
+            "load_avg_1min": os.getloadavg()[0],
+        },
+    }
 
 
 if __name__ == "__main__":

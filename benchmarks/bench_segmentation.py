@@ -38,7 +38,6 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -46,30 +45,15 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.inputs import affinities, fib_boundary, quiet_fd
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 GALA = DATA / "gala_fib_example" / "gala_fib_train.h5"
 FIB = DATA / "fib_medulla_flyem" / "fib_medulla_train.h5"
-MODEL = REPO / "models" / "zoo" / "fib-boundary-v1.pt"
 SPEED_REPEATS = 3
 THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99]
 BETAS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
-
-
-@contextlib.contextmanager
-def quiet_fd():
-    """Silence C++ std::cout (waterz prints its progress) at the file-descriptor level."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
 
 
 def read_h5(path: Path, name: str) -> np.ndarray:
@@ -77,32 +61,6 @@ def read_h5(path: Path, name: str) -> np.ndarray:
 
     with h5py.File(path, "r") as f:
         return f[name][:]
-
-
-def fib_boundary() -> tuple[np.ndarray, str]:
-    raw = read_h5(FIB, "volumes/raw")
-    if MODEL.exists():
-        from pipeline.stages.predict import predict_array
-
-        pred = predict_array(str(MODEL), raw, device="auto")
-        return np.clip(pred[0], 0, 1).astype(np.float32), f"model {MODEL.name}"
-    from scipy import ndimage as ndi
-
-    g = ndi.gaussian_filter(raw.astype(np.float32), 1.0)
-    lo, hi = np.percentile(g, [1, 99])
-    b = np.clip((hi - g) / (hi - lo), 0, 1).astype(np.float32)
-    return b, "stand-in: clip((p99 - gauss(raw, 1)) / (p99 - p1), 0, 1)"
-
-
-def affinities(b: np.ndarray) -> np.ndarray:
-    """aff_d(x) = 1 - max(b(x), b(x - e_d)); 0 on the lower face of each axis."""
-    a = np.zeros((3, *b.shape), np.float32)
-    for d in range(3):
-        hi = [slice(None)] * 3
-        lo = [slice(None)] * 3
-        hi[d], lo[d] = slice(1, None), slice(None, -1)
-        a[d][tuple(hi)] = 1.0 - np.maximum(b[tuple(hi)], b[tuple(lo)])
-    return a
 
 
 CURVES: dict[str, list] = {}
@@ -358,7 +316,7 @@ def main(json_out: bool = False) -> dict:
             gb = read_h5(GALA, "volumes/predictions/boundary").astype(np.float32)
             ggt = read_h5(GALA, "volumes/labels/neuron_ids")
             out.update(compare("", gb, ggt, (10, 10, 10), f"{tmp}/gala", client))
-            fb, source = fib_boundary()
+            fb, source = fib_boundary(read_h5(FIB, "volumes/raw"))
             fgt = read_h5(FIB, "volumes/labels/neuron_ids")
             out["fib_boundary"] = source
             out.update(compare("fib_", fb, fgt, (10, 10, 10), f"{tmp}/fib", client))

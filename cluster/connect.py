@@ -7,6 +7,8 @@ Only dask/distributed here; deployment specs (SLURM, Kubernetes) live beside thi
 from __future__ import annotations
 
 import os
+import socket
+import ssl
 
 from distributed import Client, LocalCluster
 from distributed.security import Security
@@ -49,9 +51,6 @@ def tls_handshake_problem(address: str, security: Security, timeout: float) -> s
     """Why a TLS handshake with ``address`` fails (a certificate the other side rejects, say),
     or None when it succeeds or nothing listens there: tells wrong certificates apart from an
     unreachable scheduler."""
-    import socket
-    import ssl
-
     host, port = address.split("://", 1)[1].rsplit(":", 1)
     ctx = security.get_connection_args("client")["ssl_context"]
     try:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.geometry import Roi
+from pipeline.io.volume import open_volume
 
 
 def block_contingency(
@@ -164,9 +166,6 @@ def evaluate_volumes(
 ) -> dict[str, float]:
     """Score two volumes (any URL ``open_volume`` reads) block by block: only one block of each
     and the sparse contingency table are in memory at any time."""
-    from pipeline.geometry import Roi
-    from pipeline.io.volume import open_volume
-
     seg_vol, gt_vol = open_volume(seg_url), open_volume(gt_url)
     if seg_vol.shape != gt_vol.shape:
         raise InputError(

@@ -147,3 +147,8 @@ class Roi:
 
     def __str__(self) -> str:
         return f"Roi[{self.begin} .. {self.end}) shape {self.shape}"
+
+
+def in_nm(voxels: Sequence[int], voxel_size: Sequence[int]) -> Coord:
+    """A shape or offset in voxels, in world units (nm)."""
+    return tuple(int(n) * int(v) for n, v in zip(voxels, voxel_size, strict=True))

@@ -7,11 +7,16 @@ the edited segments (or a partial one) still yields a sensible segmentation.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
+import fastremap
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
+from pipeline.io.fs import filesystem
 from pipeline.runner.cache import cached
 
 
@@ -50,8 +55,6 @@ class Lut:
 
 
 def _parquet_files(url: str) -> list[str]:
-    from pipeline.io.fs import filesystem
-
     fs, path = filesystem(url)
     if not fs.exists(path):
         raise InputError(f"no lookup table at {url}; give a .parquet file or a folder of them")
@@ -85,18 +88,12 @@ def load_lut_cached(url: str) -> Lut:
 
 def apply_lut(fragments: np.ndarray, lut: Lut) -> np.ndarray:
     """Relabel a block of fragment ids (unique ids first, so the cost is per distinct id)."""
-    import fastremap
-
     ids, inverse = fastremap.unique(fragments, return_inverse=True)
     return lut.lookup(ids)[inverse].reshape(fragments.shape)
 
 
 def read_columns(url: str, columns: list[str]) -> dict[str, np.ndarray]:
     """Some columns of one Parquet file as numpy arrays."""
-    import pyarrow.parquet as pq
-
-    from pipeline.io.fs import filesystem
-
     fs, path = filesystem(url)
     with fs.open(path, "rb") as f:
         table = pq.read_table(f, columns=columns)
@@ -105,11 +102,6 @@ def read_columns(url: str, columns: list[str]) -> dict[str, np.ndarray]:
 
 def lut_bytes(lut: Lut) -> bytes:
     """The table as Parquet bytes (``fragment, segment``, zstd)."""
-    import io
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     buf = io.BytesIO()
     table = pa.table({"fragment": lut.fragment, "segment": lut.segment})
     pq.write_table(table, buf, compression="zstd")

@@ -97,7 +97,7 @@ def run_demo(
     overrides: list[str] | None = None,
 ) -> DemoSummary:
     from pipeline.io.volume import open_volume
-    from pipeline.overlay import volume_overlay_png
+    from pipeline.export.overlay import volume_overlay_png
     from workflows.run import run_workflow
 
     out = Path(output)

@@ -20,6 +20,7 @@ from pipeline.correct.split_errors import PairCandidates, pair_candidates
 from pipeline.correct.tables import Segments, Tables
 from pipeline.correct.truth import FragmentTruth
 from pipeline.lut import Lut
+from pipeline.seg.unionfind import components
 
 Predict = Callable[[str, np.ndarray, np.ndarray], np.ndarray]  # (kind, features, points) -> p
 
@@ -43,8 +44,6 @@ def apply_split(lut: Lut, segment: int, moved: np.ndarray, new_id: int) -> Lut |
 
 def apply_merges(lut: Lut, frag_a: np.ndarray, frag_b: np.ndarray) -> Lut:
     """Join the segments holding each (frag_a, frag_b); a joined segment keeps its smallest id."""
-    from pipeline.seg.unionfind import components
-
     if len(frag_a) == 0:
         return lut
     seg = lut.segment

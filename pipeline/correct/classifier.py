@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from threadpoolctl import ThreadpoolController
 
 from pipeline.correct.merge_errors import SPLIT_FEATURES
 from pipeline.correct.split_errors import PAIR_FEATURES
 from pipeline.errors import InputError
+from pipeline.io.fs import filesystem
 
 MODEL_FORMAT = "petaseg-correct-model/1"
 KINDS = {"pair": PAIR_FEATURES, "split": SPLIT_FEATURES}
@@ -32,8 +36,6 @@ def _one_thread():
     slower (oversubscription), and the candidate tables are small. The thread-pool controller
     is built once (building it scans the loaded libraries)."""
     global _CONTROLLER
-    from threadpoolctl import ThreadpoolController
-
     if _CONTROLLER is None:
         import sklearn.ensemble  # noqa: F401 - load OpenMP before the controller looks
 
@@ -87,11 +89,6 @@ class ErrorModel:
 
     # --- file ------------------------------------------------------------------------------
     def save(self, path: str) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from pipeline.io.fs import filesystem
-
         cols: dict[str, list] = {"kind": [], "label": []}
         width = max(len(v) for v in KINDS.values())
         for i in range(width):
@@ -116,10 +113,6 @@ class ErrorModel:
 
     @classmethod
     def load(cls, path: str) -> ErrorModel:
-        import pyarrow.parquet as pq
-
-        from pipeline.io.fs import filesystem
-
         fs, p = filesystem(path)
         try:
             with fs.open(p, "rb") as f:

@@ -18,14 +18,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
-from pipeline.geometry import Roi
 from pipeline.io.boundary import read_boundary
 from pipeline.io.tables import block_table, read_graph_meta, write_table
 from pipeline.io.volume import open_volume
-from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
+from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
+from pipeline.runner.tasks import grid_task
 
 DARK_BINS = 16
 
@@ -150,7 +151,7 @@ def run_features(
     raw_url: str,
     boundary_url: str,
     root: str,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> RunReport:
     """Write the feature tables of ``fragments_url`` on the region graph's block grid."""
@@ -167,16 +168,11 @@ def run_features(
             )
         if vol.channels is not None and what == "raw image":
             raise InputError(f"raw image {url} has {vol.channels} channels; give one channel")
-    vs = tuple(meta["voxel_size"])
-    task = BlockTask(
-        name="correct-features",
-        total_roi=Roi(
-            tuple(meta["offset"]), tuple(s * v for s, v in zip(meta["shape"], vs, strict=True))
-        ),
-        block_shape=tuple(b * v for b, v in zip(meta["block_shape"], vs, strict=True)),
-        process=FeatureBlock(fvol.url, raw_url, boundary_url, root),
-        done_url=f"{root}/correct",
-        params={"fragments": fvol.url, "raw": raw_url, "boundary": boundary_url, "v": 1},
-        voxel_size=vs,
+    task = grid_task(
+        "correct-features",
+        meta,
+        FeatureBlock(fvol.url, raw_url, boundary_url, root),
+        f"{root}/correct",
+        {"fragments": fvol.url, "raw": raw_url, "boundary": boundary_url, "v": 1},
     )
     return run_blockwise(task, client=client, progress=progress)

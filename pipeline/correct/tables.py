@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.errors import InputError
 from pipeline.io.tables import block_table, iter_block_tables, read_graph_meta, table_exists
 from pipeline.lut import Lut
 
@@ -64,8 +65,6 @@ class Tables:
         meta = read_graph_meta(root)
         nb = int(meta["num_blocks"])
         if not table_exists(block_table(root, "correct/fragments", 0)):
-            from pipeline.errors import InputError
-
             raise InputError(
                 f"no error-detection features under {root}: run the correct stage's feature "
                 "pass (run_features) first"

@@ -10,6 +10,8 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.evaluate import Contingency, scores_from_table
+from pipeline.geometry import Roi
+from pipeline.io.volume import open_volume
 from pipeline.lut import Lut
 
 
@@ -23,9 +25,6 @@ class FragmentTruth:
 
     @classmethod
     def from_volumes(cls, fragments_url: str, gt_url: str, block: int = 128) -> FragmentTruth:
-        from pipeline.geometry import Roi
-        from pipeline.io.volume import open_volume
-
         fvol, gvol = open_volume(fragments_url), open_volume(gt_url)
         if (fvol.shape, fvol.voxel_size, fvol.offset) != (gvol.shape, gvol.voxel_size, gvol.offset):
             raise InputError(

@@ -14,32 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
 from pipeline.export.scales import Factor, cumulative, downsample_mean, downsample_mode
 from pipeline.geometry import Coord, Roi
+from pipeline.io.cloud import cloudpath, new_layer_info, open_cloudvolume
+from pipeline.io.volume import open_volume
+from pipeline.lut import apply_lut, load_lut_cached
 from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
 from pipeline.runner.cache import cached
-
-
-def cloudpath(path_or_url: str) -> str:
-    """A cloud-volume path: ``/a/b`` -> ``file:///a/b``; URLs (``s3://``, ``gs://``) unchanged."""
-    import os
-
-    text = str(path_or_url)
-    if text.startswith("precomputed://"):
-        text = text[len("precomputed://") :]
-    if "://" not in text:
-        text = "file://" + os.path.abspath(text)
-    return text
-
-
-def open_cv(path: str, mip: int = 0, **kw):
-    from cloudvolume import CloudVolume
-
-    return CloudVolume(
-        cloudpath(path), mip=mip, progress=False, fill_missing=False, bounded=True, **kw
-    )
 
 
 @dataclass(frozen=True)
@@ -65,8 +49,6 @@ def create_layer(
     extra_info: dict | None = None,
 ) -> dict:
     """Write the ``info`` of a layer with one scale per level; returns it."""
-    from cloudvolume import CloudVolume
-
     if kind not in ("image", "segmentation"):
         raise InputError(f"layer kind must be image or segmentation, got {kind!r}")
     dtype = np.dtype(dtype)
@@ -75,7 +57,7 @@ def create_layer(
             f"{path}: a segmentation layer needs uint32 or uint64 labels, got {dtype}; "
             "relabel the segmentation to uint64 first"
         )
-    info = CloudVolume.create_new_info(
+    info = new_layer_info(
         num_channels=1,
         layer_type=kind,
         data_type=str(dtype),
@@ -85,7 +67,7 @@ def create_layer(
         volume_size=list(geom.shape[::-1]),
         chunk_size=list(geom.chunks[::-1]),
     )
-    cv = open_cv(path, info=info)
+    cv = open_cloudvolume(path, info=info)
     for f in cumulative(factors)[1:]:
         cv.add_scale(list(f[::-1]), chunk_size=list(geom.chunks[::-1]))
     if extra_info:
@@ -112,16 +94,14 @@ class LevelSource:
 
     def read(self, roi: Roi, voxel_size: Coord) -> np.ndarray:
         if self.level == 0 and self.volume_url is not None:
-            from pipeline.io.volume import open_volume
-
             vol = cached(f"vol:r:{self.volume_url}", lambda: open_volume(self.volume_url))
             data = vol.read(roi)
             if self.lut is not None:
-                from pipeline.lut import apply_lut, load_lut_cached
-
                 data = apply_lut(data, load_lut_cached(self.lut))
             return data
-        cv = cached(f"cv:{self.layer}:{self.level}", lambda: open_cv(self.layer, self.level))
+        cv = cached(
+            f"cv:{self.layer}:{self.level}", lambda: open_cloudvolume(self.layer, self.level)
+        )
         v = roi.to_voxels(voxel_size)
         sl = tuple(slice(b, e) for b, e in zip(v.begin[::-1], v.end[::-1], strict=True))
         return np.asarray(cv[sl])[..., 0].transpose(2, 1, 0)
@@ -161,7 +141,7 @@ class PyramidBlock:
         shape, _, off = self.geoms[level]
         end = tuple(min(s + d, n) for s, d, n in zip(start, data.shape, shape, strict=True))
         data = data[tuple(slice(0, e - s) for s, e in zip(start, end, strict=True))]
-        cv = cached(f"cv:{self.layer}:{level}", lambda: open_cv(self.layer, level))
+        cv = cached(f"cv:{self.layer}:{level}", lambda: open_cloudvolume(self.layer, level))
         sl = tuple(
             slice(o + s, o + e) for s, e, o in zip(start[::-1], end[::-1], off[::-1], strict=True)
         )
@@ -176,7 +156,7 @@ def write_pyramid(
     volume_url: str,
     lut: str | None = None,
     levels_per_pass: int = 2,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
     params: dict | None = None,
 ) -> list[RunReport]:

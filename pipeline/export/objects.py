@@ -17,15 +17,21 @@ from __future__ import annotations
 import io
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import fastremap
 import numpy as np
+from distributed import Client
 
-from pipeline.export.layers import cloudpath, level_geometry, open_cv
-from pipeline.geometry import Roi
-from pipeline.io.fs import filesystem, join
+from pipeline.export.layers import level_geometry
+from pipeline.geometry import Roi, in_nm
+from pipeline.io.cloud import cloudpath, open_cloudvolume, skeleton_class
+from pipeline.io.fs import filesystem, join, write_whole
 from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
 from pipeline.runner.cache import cached
+from pipeline.seg.ids import mix64
 
 SKELETON_INFO = {
     "@type": "neuroglancer_skeletons",
@@ -53,20 +59,13 @@ class ObjectParams:
 
 def shard_of(ids: np.ndarray, n_shards: int) -> np.ndarray:
     """A well-mixed shard number per id (splitmix64 finaliser), stable across runs."""
-    from pipeline.seg.ids import mix64
-
     return (mix64(ids) % np.uint64(n_shards)).astype(np.int64)
 
 
 def _save_npz(url: str, arrays: dict[str, np.ndarray]) -> None:
-    fs, path = filesystem(url)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    tmp = path + ".tmp"
-    with fs.open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-    fs.mv(tmp, path)
+    write_whole(url, buf.getvalue())
 
 
 def _load_npz(url: str) -> dict[str, np.ndarray]:
@@ -143,18 +142,13 @@ class ObjectsBlock:
 
     def __call__(self, block: Block) -> None:
         res = self.res
-        vol_roi = Roi(
-            tuple(o * r for o, r in zip(self.voxel_offset, res, strict=True)),
-            tuple(s * r for s, r in zip(self.shape, res, strict=True)),
-        )
+        vol_roi = Roi(self.voxel_offset, self.shape).to_world(res)
         read = block.write_roi.grow((0, 0, 0), res).intersect(vol_roi)
         v = read.to_voxels(res)
-        cv = cached(f"cv:{self.layer}:0", lambda: open_cv(self.layer, 0))
+        cv = cached(f"cv:{self.layer}:0", lambda: open_cloudvolume(self.layer, 0))
         sl = tuple(slice(b, e) for b, e in zip(v.begin[::-1], v.end[::-1], strict=True))
         labels = np.asarray(cv[sl])[..., 0].transpose(2, 1, 0)  # zyx
         own = tuple(slice(0, s // r) for s, r in zip(block.write_roi.shape, res, strict=True))
-        import fastremap
-
         ids, counts = fastremap.unique(labels[own], return_counts=True)
         keep = ids != 0
         ids, counts = ids[keep].astype(np.uint64), counts[keep].astype(np.int64)
@@ -178,7 +172,6 @@ class ObjectsBlock:
             _save_npz(url, arrays)
 
     def _mesh(self, labels, read: Roi, vol_roi: Roi, origin: np.ndarray, out: _Pieces) -> None:
-        import fastremap
         import zmesh
 
         res = self.res
@@ -291,10 +284,9 @@ class MergeShard:
         _put(join(root, "mesh", f"{seg}:0"), json.dumps({"fragments": [f"{seg}:0:1"]}).encode())
 
     def _write_skeleton(self, root: str, seg: int, pieces: list) -> None:
-        from cloudvolume import Skeleton
-
-        parts = [Skeleton(v, e, radii=r, segid=seg) for v, e, r in pieces]
-        skel = Skeleton.simple_merge(parts).consolidate() if len(parts) > 1 else parts[0]
+        skeleton = skeleton_class()
+        parts = [skeleton(v, e, radii=r, segid=seg) for v, e, r in pieces]
+        skel = skeleton.simple_merge(parts).consolidate() if len(parts) > 1 else parts[0]
         skel.id = seg
         skel.extra_attributes = [dict(a) for a in SKELETON_INFO["vertex_attributes"]]
         _put(join(root, "skeletons", str(seg)), skel.to_precomputed())
@@ -302,19 +294,16 @@ class MergeShard:
 
 def write_objects(
     layer: str,
-    info: dict,
+    info: dict[str, Any],
     params: ObjectParams,
-    block_shape_vox: tuple,
-    client=None,
+    block_shape_vox: Sequence[int],
+    client: Client | None = None,
     progress: bool = True,
 ) -> list[RunReport]:
     """Run both passes and write the mesh/skeleton ``info`` files and segment properties."""
     shape, res, voxel_offset = level_geometry(info, 0)
-    total = Roi(
-        tuple(o * r for o, r in zip(voxel_offset, res, strict=True)),
-        tuple(s * r for s, r in zip(shape, res, strict=True)),
-    )
-    block = tuple(b * r for b, r in zip(block_shape_vox, res, strict=True))
+    total = Roi(voxel_offset, shape).to_world(res)
+    block = in_nm(block_shape_vox, res)
     n_blocks = int(np.prod([-(-s // b) for s, b in zip(shape, block_shape_vox, strict=True)]))
     n_shards = max(1, min(4096, n_blocks))
     root = cloudpath(layer)

@@ -18,18 +18,19 @@ version), relabelled per block on the fly.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
 from pipeline.export.layers import (
     LayerGeometry,
     choose_chunks,
-    cloudpath,
     create_layer,
     levels_for,
     write_pyramid,
@@ -37,6 +38,8 @@ from pipeline.export.layers import (
 from pipeline.export.objects import ObjectParams, write_objects
 from pipeline.export.scales import level_factors
 from pipeline.export.state import read_candidates, state_url, viewer_state, write_point_annotations
+from pipeline.io.cloud import cloudpath
+from pipeline.io.fs import filesystem, join
 from pipeline.io.volume import open_volume
 
 LOCAL_BASE = "http://127.0.0.1:8000"
@@ -70,8 +73,15 @@ def _geometry(vol, chunks: Sequence[int] | None) -> LayerGeometry:
 
 
 def export_image(
-    out: str, image_url: str, levels: int | None = None, chunks=None, client=None, progress=True
+    out: str,
+    image_url: str,
+    levels: int | None = None,
+    chunks: Sequence[int] | None = None,
+    client: Client | None = None,
+    progress: bool = True,
 ) -> tuple[str, list]:
+    """Write ``image_url`` as a multiscale precomputed image layer under ``out``; returns the
+    layer's path and the reports of its levels."""
     vol = open_volume(image_url)
     geom = _geometry(vol, chunks)
     factors = level_factors(
@@ -92,12 +102,10 @@ def export_segmentation(
     chunks=None,
     objects: ObjectParams | None = None,
     object_block: Sequence[int] = (128, 128, 128),
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> tuple[str, list, dict]:
     """Labels (or fragments + ``lut``) -> a multiscale segmentation layer with objects."""
-    import time
-
     vol = open_volume(segmentation_url)
     if vol.dtype.kind not in "ui":
         raise InputError(
@@ -144,12 +152,10 @@ def export(
     objects: ObjectParams | None = None,
     object_block: Sequence[int] = (128, 128, 128),
     base: str = LOCAL_BASE,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> ExportResult:
     """Write the export folder ``out`` (see the module docstring) and its viewer state."""
-    import time
-
     if image_url is None and segmentation_url is None:
         raise InputError("nothing to export: give an image (--image) and/or a segmentation")
     if lut is not None and segmentation_url is None:
@@ -194,8 +200,6 @@ def export(
 
 
 def write_state_file(out: str, base: str, state: dict[str, Any]) -> None:
-    from pipeline.io.fs import filesystem, join
-
     fs, path = filesystem(join(cloudpath(out) if "://" in out else out, "viewer_state.json"))
     with fs.open(path, "w") as f:
         json.dump({"base": base, "state": state, "url": state_url(state)}, f, indent=1)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from distributed import get_worker
 from torch import nn
 
 from pipeline.errors import CheckpointError, InputError
@@ -134,10 +135,8 @@ def worker_threads() -> int:
     """Cores this process should use for torch: the Dask worker's thread count inside a worker,
     else the CPUs this process may run on."""
     try:
-        from distributed import get_worker
-
         return max(1, int(get_worker().state.nthreads))
-    except (ImportError, ValueError, AttributeError):
+    except (ValueError, AttributeError):
         pass
     try:
         return max(1, len(os.sched_getaffinity(0)))

@@ -2,7 +2,7 @@
 as the segmentation stages read them, Parquet tables and JSON records by URL (local, s3://, gs://
 through fsspec)."""
 
-from pipeline.io.base import Volume, check_dtype
+from pipeline.io.base import Volume, VolumeLayout, check_dtype
 from pipeline.io.boundary import read_boundary, to_boundary
 from pipeline.io.fs import filesystem, join
 from pipeline.io.tables import (
@@ -19,6 +19,7 @@ from pipeline.io.volume import create_volume, exists, open_volume
 
 __all__ = [
     "Volume",
+    "VolumeLayout",
     "block_table",
     "check_dtype",
     "create_volume",

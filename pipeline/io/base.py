@@ -6,6 +6,7 @@ daisy, so volumes with different offsets line up without the caller doing voxel 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,26 @@ SUPPORTED_DTYPES = {
         "bool",
     )
 }
+
+
+@dataclass(frozen=True)
+class VolumeLayout:
+    """What a new volume is to be: spatial shape, chunks and shards (voxels, z, y, x), dtype,
+    voxel size and offset (nm), channels (None: no channel axis) and its attributes."""
+
+    shape: Coord
+    dtype: np.dtype
+    voxel_size: Coord
+    offset: Coord
+    chunks: Coord
+    shards: Coord | None = None
+    channels: int | None = None
+    attrs: dict[str, Any] | None = None
+
+    def geometry(self) -> tuple:
+        """(shape, dtype, voxel size, offset, channels): what an existing volume must match to
+        be reused."""
+        return (self.shape, self.dtype, self.voxel_size, self.offset, self.channels)
 
 
 class Volume:

@@ -7,31 +7,15 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.geometry import Coord, Roi
-from pipeline.io.base import Volume
+from pipeline.geometry import Roi
+from pipeline.io.base import Volume, VolumeLayout
+from pipeline.io.cloud import cloud_files, new_layer_info, open_cloudvolume
 
 ATTRS_FILE = "petaseg_attrs.json"
 
 
-def _cloudpath(url: str) -> str:
-    path = url[len("precomputed://") :]
-    if "://" not in path:
-        import os
-
-        path = "file://" + os.path.abspath(path)
-    return path
-
-
 def precomputed_exists(url: str) -> bool:
-    from cloudfiles import CloudFiles
-
-    return CloudFiles(_cloudpath(url)).exists("info")
-
-
-def _cv(path: str, **kw):
-    from cloudvolume import CloudVolume
-
-    return CloudVolume(path, mip=0, progress=False, fill_missing=False, bounded=True, **kw)
+    return cloud_files(url).exists("info")
 
 
 class PrecomputedVolume(Volume):
@@ -57,50 +41,36 @@ class PrecomputedVolume(Volume):
     def open(cls, url: str, mode: str = "r") -> PrecomputedVolume:
         if not precomputed_exists(url):
             raise InputError(f"no precomputed volume at {url} (no 'info' file); check the path")
-        return cls._wrap(url, mode, _cv(_cloudpath(url)))
+        return cls._wrap(url, mode, open_cloudvolume(url))
 
     @classmethod
-    def create(
-        cls,
-        url: str,
-        shape: Coord,
-        dtype: np.dtype,
-        voxel_size: Coord,
-        offset: Coord,
-        chunks: Coord,
-        channels: int | None,
-        attrs: dict | None,
-    ) -> PrecomputedVolume:
-        from cloudvolume import CloudVolume
-
-        seg = dtype in (np.dtype("uint32"), np.dtype("uint64"))
-        info = CloudVolume.create_new_info(
-            num_channels=channels or 1,
+    def create(cls, url: str, layout: VolumeLayout) -> PrecomputedVolume:
+        """A new precomputed layer (one scale, raw encoding; shards are not written)."""
+        seg = layout.dtype in (np.dtype("uint32"), np.dtype("uint64"))
+        vs = layout.voxel_size
+        info = new_layer_info(
+            num_channels=layout.channels or 1,
             layer_type="segmentation" if seg else "image",
-            data_type=str(dtype),
+            data_type=str(layout.dtype),
             encoding="raw",
-            resolution=list(voxel_size[::-1]),
-            voxel_offset=[o // v for o, v in zip(offset[::-1], voxel_size[::-1], strict=True)],
-            volume_size=list(shape[::-1]),
-            chunk_size=list(chunks[::-1]),
+            resolution=list(vs[::-1]),
+            voxel_offset=[o // v for o, v in zip(layout.offset[::-1], vs[::-1], strict=True)],
+            volume_size=list(layout.shape[::-1]),
+            chunk_size=list(layout.chunks[::-1]),
         )
-        cv = _cv(_cloudpath(url), info=info)
+        cv = open_cloudvolume(url, info=info)
         cv.commit_info()
         vol = cls._wrap(url, "a", cv)
-        if attrs:
-            vol.set_attrs(**attrs)
+        if layout.attrs:
+            vol.set_attrs(**layout.attrs)
         return vol
 
     @property
     def attrs(self) -> dict[str, Any]:
-        from cloudfiles import CloudFiles
-
-        return CloudFiles(_cloudpath(self.url)).get_json(ATTRS_FILE) or {}
+        return cloud_files(self.url).get_json(ATTRS_FILE) or {}
 
     def set_attrs(self, **attrs: Any) -> None:
-        from cloudfiles import CloudFiles
-
-        CloudFiles(_cloudpath(self.url)).put_json(ATTRS_FILE, {**self.attrs, **attrs})
+        cloud_files(self.url).put_json(ATTRS_FILE, {**self.attrs, **attrs})
 
     def _slices(self, vroi: Roi) -> tuple[slice, ...]:
         b = [x + o for x, o in zip(vroi.begin, self._voxel_offset, strict=True)]
@@ -118,9 +88,7 @@ class PrecomputedVolume(Volume):
         self._cv[self._slices(vroi)] = np.ascontiguousarray(data.transpose(3, 2, 1, 0))
 
     def nbytes_on_disk(self) -> int | None:
-        from cloudfiles import CloudFiles
-
-        cf = CloudFiles(_cloudpath(self.url))
+        cf = cloud_files(self.url)
         try:
             return int(sum(cf.size(list(cf.list())).values()))
         except Exception:

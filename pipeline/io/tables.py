@@ -23,19 +23,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
-from pipeline.io.fs import filesystem, join
+from pipeline.io.fs import beside_container, filesystem, join, write_whole
 
 
 def tables_root(output_url: str) -> str:
     """Where the tables of a segmentation run live: beside the Zarr container, like done
     markers (``/d/out.zarr/seg`` -> ``/d/out.zarr.tables/seg``), else ``<url>.tables``."""
-    url = output_url.rstrip("/")
-    if url.startswith("file://"):
-        url = url[len("file://") :]
-    if ".zarr/" in url:
-        root, inner = url.split(".zarr/", 1)
-        return f"{root}.zarr.tables/{inner}"
-    return url + ".tables"
+    return beside_container(output_url, ".tables")
 
 
 def write_table(url: str, columns: dict[str, Any]) -> None:
@@ -47,17 +41,9 @@ def write_table(url: str, columns: dict[str, Any]) -> None:
             fields[name] = pa.FixedSizeListArray.from_arrays(flat, col.shape[1])
         else:
             fields[name] = pa.array(np.asarray(col))
-    table = pa.table(fields)
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    fs, path = filesystem(url)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    local = fs.__class__.__name__ == "LocalFileSystem"
-    target = path + ".tmp" if local else path
-    with fs.open(target, "wb") as f:
-        f.write(buf.getvalue())
-    if local:
-        fs.mv(target, path)
+    pq.write_table(pa.table(fields), buf, compression="zstd")
+    write_whole(url, buf.getvalue())
 
 
 def read_table(url: str, columns: list[str] | None = None) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pipeline.errors import InputError
 from pipeline.geometry import as_coord
-from pipeline.io.base import Volume, check_dtype
+from pipeline.io.base import Volume, VolumeLayout, check_dtype
 from pipeline.io.hdf5 import H5_URL, Hdf5Volume
 from pipeline.io.precomputed import PrecomputedVolume, precomputed_exists
 from pipeline.io.tiff import TiffVolume
@@ -80,11 +80,12 @@ def create_volume(
         )
     if shards is not None and any(s % c for s, c in zip(shards, chunks, strict=True)):
         raise InputError(f"{url}: shards {shards} must be a multiple of chunks {chunks}")
+    layout = VolumeLayout(shape, dtype, voxel_size, offset, chunks, shards, channels, attrs)
     if exists(url):
         if not exist_ok:
             raise InputError(f"{url} already exists; remove it or choose another output URL")
         vol = open_volume(url, mode="a")
-        want = (shape, dtype, voxel_size, offset, channels)
+        want = layout.geometry()
         have = (vol.shape, vol.dtype, vol.voxel_size, vol.offset, vol.channels)
         if want != have:
             raise InputError(
@@ -96,14 +97,12 @@ def create_volume(
         return vol
     scheme = _scheme(url)
     if scheme == "precomputed":
-        return PrecomputedVolume.create(
-            url, shape, dtype, voxel_size, offset, chunks, channels, attrs
-        )
+        return PrecomputedVolume.create(url, layout)
     if scheme != "zarr":
         raise InputError(
             f"{url}: petaseg writes Zarr (a path or s3://) or precomputed://, not {scheme}"
         )
-    return ZarrVolume.create(url, shape, dtype, voxel_size, offset, chunks, shards, channels, attrs)
+    return ZarrVolume.create(url, layout)
 
 
 def exists(url: str) -> bool:

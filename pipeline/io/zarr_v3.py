@@ -18,7 +18,7 @@ import zarr.errors
 
 from pipeline.errors import InputError
 from pipeline.geometry import Coord, Roi
-from pipeline.io.base import Volume
+from pipeline.io.base import Volume, VolumeLayout
 from pipeline.io.fs import filesystem, storage_options
 
 NGFF_VERSION = "0.5"
@@ -162,18 +162,8 @@ class ZarrVolume(Volume):
         return cls(url, mode, None, array, voxel_size, offset, channels)
 
     @classmethod
-    def create(
-        cls,
-        url: str,
-        shape: Coord,
-        dtype: np.dtype,
-        voxel_size: Coord,
-        offset: Coord,
-        chunks: Coord,
-        shards: Coord | None,
-        channels: int | None,
-        attrs: dict | None,
-    ) -> ZarrVolume:
+    def create(cls, url: str, layout: VolumeLayout) -> ZarrVolume:
+        """A new Zarr v3 group with the array ``s0`` and OME-Zarr metadata."""
         url = url.rstrip("/")
         opts = storage_options(url) or None
         _ensure_parent_groups(url)
@@ -185,21 +175,21 @@ class ZarrVolume(Volume):
             raise InputError(
                 f"{url} already exists; remove it or choose another output URL"
             ) from None
+        channels = layout.channels
         lead = () if channels is None else (channels,)
         array = group.create_array(
             "s0",
-            shape=(*lead, *shape),
-            dtype=dtype,
-            chunks=(*lead, *chunks),
-            shards=(*lead, *shards) if shards else None,
+            shape=(*lead, *layout.shape),
+            dtype=layout.dtype,
+            chunks=(*lead, *layout.chunks),
+            shards=(*lead, *layout.shards) if layout.shards else None,
             fill_value=0,
             dimension_names=(("c",) if channels is not None else ()) + ("z", "y", "x"),
         )
         name = url.rsplit("/", 1)[-1]
-        group.attrs.update(
-            {"ome": ngff_metadata(name, voxel_size, offset, channels), **(attrs or {})}
-        )
-        return cls(url, "a", group, array, voxel_size, offset, channels)
+        ome = ngff_metadata(name, layout.voxel_size, layout.offset, channels)
+        group.attrs.update({"ome": ome, **(layout.attrs or {})})
+        return cls(url, "a", group, array, layout.voxel_size, layout.offset, channels)
 
     @property
     def attrs(self) -> dict[str, Any]:

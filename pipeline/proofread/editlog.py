@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import getpass
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.geometry import Roi
+from pipeline.io.tables import lut_table, read_json, table_exists, write_json, write_table
+from pipeline.io.volume import open_volume
 from pipeline.lut import Lut, load_lut
 from pipeline.proofread.graph import min_cut, segment_edges
 from pipeline.proofread.store import (
@@ -53,6 +57,7 @@ from pipeline.proofread.versions import (
     read_full,
     write_durable,
 )
+from pipeline.seg.ids import id_blocks
 
 __all__ = ["EditLog", "EditConflict", "EditResult"]
 
@@ -81,8 +86,6 @@ def _author(author: str | None) -> str:
 
 def _infer_graph(lut_url: str) -> str | None:
     """``<root>/luts/<t>`` (the segment stage's layout) -> ``<root>`` when it has a graph."""
-    from pipeline.io.tables import table_exists
-
     parts = str(lut_url).rstrip("/").rsplit("/", 2)
     if len(parts) == 3 and parts[1] == "luts" and table_exists(f"{parts[0]}/graph/meta.json"):
         return parts[0]
@@ -134,8 +137,6 @@ class EditLog:
         if isinstance(lut, str):
             graph = graph or _infer_graph(lut)
             if fragments is None and graph is not None:
-                from pipeline.io.tables import read_json
-
                 fragments = read_json(f"{graph}/graph/meta.json").get("fragments")
             source = lut
             lut = load_lut(lut)
@@ -323,44 +324,22 @@ class EditLog:
 
     def undo(self, author: str | None = None, reason: str = "") -> EditResult:
         """Revert the latest edit that is in effect (merge, split or redo)."""
-        base = self.head
-        done, _ = self._stacks()
-        if not done:
-            raise InputError(f"undo: nothing to undo in {self.path}")
-        target = done[-1]
+        base, target = self.head, self._target_of("undo")
         delta = self._edit_delta(target).inverse()
-        args = {"target_edit": target["id"], "target_op": target["op"]}
-        return self._commit(
-            "undo", delta, base, target["segments"], args, author, reason, target["id"]
-        )
+        return self._replay("undo", target, delta, base, author, reason)
 
     def redo(self, author: str | None = None, reason: str = "") -> EditResult:
         """Re-apply the latest undone edit (only until a new merge or split is made)."""
-        base = self.head
-        _, undone = self._stacks()
-        if not undone:
-            raise InputError(f"redo: nothing to redo in {self.path}")
-        target = undone[-1]
-        delta = self._edit_delta(target)
-        args = {"target_edit": target["id"], "target_op": target["op"]}
-        return self._commit(
-            "redo", delta, base, target["segments"], args, author, reason, target["id"]
-        )
+        base, target = self.head, self._target_of("redo")
+        return self._replay("redo", target, self._edit_delta(target), base, author, reason)
 
     def export(self, out: str, version: int | None = None) -> dict[str, Any]:
         """Write a version as a lookup table in the segment stage's layout (``<out>/*.parquet`` +
         ``meta.json``), which ``petaseg relabel`` and ``petaseg export --lut`` read."""
-        import hashlib
-
-        from pipeline.io.tables import lut_table, write_json, write_table
-        from pipeline.seg.ids import id_blocks
-
         version = self.head if version is None else int(version)
         lut = self.lut(version)
         scheme = None
         if self.meta.get("fragments"):
-            from pipeline.io.volume import open_volume
-
             scheme = open_volume(self.meta["fragments"]).attrs.get("petaseg_fragments") or None
         if scheme:
             part = id_blocks(lut.fragment, scheme["shape"], scheme["block_shape"])
@@ -407,9 +386,6 @@ class EditLog:
         return frags
 
     def _fragments_at(self, points, segment: int, version: int, what: str) -> list[int]:
-        from pipeline.geometry import Roi
-        from pipeline.io.volume import open_volume
-
         url = self.meta.get("fragments")
         if not url:
             raise InputError(
@@ -480,6 +456,28 @@ class EditLog:
             "SELECT delta_file, delta_sha256 FROM versions WHERE version = ?", (edit["version"],)
         ).fetchone()
         return read_delta(self.folder, row[0], row[1])
+
+    def _target_of(self, op: str) -> dict[str, Any]:
+        """The edit an undo reverts (the latest in effect) or a redo re-applies (the latest
+        undone)."""
+        done, undone = self._stacks()
+        stack = done if op == "undo" else undone
+        if not stack:
+            raise InputError(f"{op}: nothing to {op} in {self.path}")
+        return stack[-1]
+
+    def _replay(
+        self,
+        op: str,
+        target: dict[str, Any],
+        delta: Delta,
+        base: int,
+        author: str | None,
+        reason: str,
+    ) -> EditResult:
+        """Commit ``delta`` (an earlier edit's, or its inverse) as the edit ``op`` on it."""
+        args = {"target_edit": target["id"], "target_op": target["op"]}
+        return self._commit(op, delta, base, target["segments"], args, author, reason, target["id"])
 
     def _commit(
         self,

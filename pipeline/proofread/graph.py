@@ -14,6 +14,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.io.tables import block_table, read_json, read_table
+from pipeline.seg.ids import id_blocks
+from pipeline.seg.rag import reduce_edges
 
 EPS = 1e-6
 
@@ -25,8 +28,6 @@ def edge_capacity(count: np.ndarray, total: np.ndarray) -> np.ndarray:
 
 def _blocks_around(ids: np.ndarray, meta: dict) -> Iterable[int]:
     """Block ids of the seeds of ``ids`` and their 26 neighbours (petaseg id scheme)."""
-    from pipeline.seg.ids import id_blocks
-
     scheme = meta["scheme"]
     grid = [int(g) for g in meta["grid_shape"]]
     own = np.unique(id_blocks(ids, scheme["shape"], scheme["block_shape"]))
@@ -41,9 +42,6 @@ def _blocks_around(ids: np.ndarray, meta: dict) -> Iterable[int]:
 
 def segment_edges(graph_root: str, fragments: np.ndarray) -> dict[str, np.ndarray]:
     """Edges (u, v, count, sum) between the given fragments, summed over blocks."""
-    from pipeline.io.tables import block_table, read_json, read_table
-    from pipeline.seg.rag import reduce_edges
-
     try:
         meta = read_json(f"{graph_root}/graph/meta.json")
     except FileNotFoundError:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
 from pipeline.lut import Lut
@@ -46,9 +48,6 @@ class Delta:
 
 
 def _parquet_bytes(columns: dict[str, np.ndarray]) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     buf = io.BytesIO()
     pq.write_table(
         pa.table({k: np.asarray(v) for k, v in columns.items()}), buf, compression="zstd"
@@ -90,8 +89,6 @@ def delta_bytes(delta: Delta) -> bytes:
 
 
 def _read_verified(folder: Path, name: str, sha256: str) -> dict[str, np.ndarray]:
-    import pyarrow.parquet as pq
-
     path = folder / name
     try:
         data = path.read_bytes()

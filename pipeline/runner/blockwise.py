@@ -11,6 +11,7 @@ finished blocks and a killed run loses only unfinished work.
 from __future__ import annotations
 
 import math
+import pickle
 import sys
 import time
 import traceback
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from distributed import default_client
+from distributed import Client, default_client, wait
 
 from pipeline.errors import BlockFailures, ClusterError, InputError
 from pipeline.geometry import Coord, Roi, as_coord
@@ -27,7 +28,15 @@ from pipeline.runner.done import DoneMarkers, read_group, write_group
 from pipeline.runner.grid import Block, BlockGrid
 from pipeline.runner.progress import BlockProgress
 
-__all__ = ["Block", "BlockGrid", "BlockTask", "RunReport", "run_blockwise", "auto_group_size"]
+__all__ = [
+    "Block",
+    "BlockGrid",
+    "BlockTask",
+    "RunReport",
+    "auto_group_size",
+    "run_blockwise",
+    "workers_offering",
+]
 
 MAX_GROUP = 1024
 TARGET_GROUPS = 1000
@@ -163,30 +172,37 @@ def _validate(task: BlockTask) -> BlockGrid:
 RESOURCE_WAIT_S = 10.0
 
 
-def _check_resources(client, task: BlockTask, wait_s: float | None = None) -> None:
+def workers_offering(client: Client, resources: dict[str, float]) -> tuple[int, int]:
+    """(workers that offer every resource in ``resources``, all workers) of the client's
+    cluster."""
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    offering = [
+        w
+        for w in workers.values()
+        if all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items())
+    ]
+    return len(offering), len(workers)
+
+
+def _check_resources(client: Client, task: BlockTask, wait_s: float | None = None) -> None:
     if not task.resources:
         return
     deadline = time.time() + (RESOURCE_WAIT_S if wait_s is None else wait_s)
     while True:
-        workers = client.scheduler_info(n_workers=-1).get("workers", {})
-        ok = [
-            w
-            for w in workers.values()
-            if all(w.get("resources", {}).get(k, 0) >= v for k, v in task.resources.items())
-        ]
-        if ok:
+        offering, workers = workers_offering(client, task.resources)
+        if offering:
             return
         if time.time() > deadline:
             need = ", ".join(f"{k}={v}" for k, v in task.resources.items())
             raise ClusterError(
                 f"stage '{task.name}' needs workers with resources {need}, but none of the "
-                f"{len(workers)} worker(s) offers them; start workers with `dask worker ... "
+                f"{workers} worker(s) offers them; start workers with `dask worker ... "
                 f"--resources {need.replace(', ', ',')}` or run the stage without them"
             )
         time.sleep(0.5)
 
 
-def current_client():
+def current_client() -> Client:
     """The Dask client the caller opened (``distributed.default_client``): the runner receives
     a client and never starts one."""
     try:
@@ -200,7 +216,7 @@ def current_client():
 
 def run_blockwise(
     task: BlockTask,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
     max_in_flight: int | None = None,
 ) -> RunReport:
@@ -218,25 +234,10 @@ def run_blockwise(
         "edge": task.edge,
     }
     markers = DoneMarkers(task.done_url, task.name, payload, group_size)
-    voxel = math.prod(as_coord(task.voxel_size, grid.total_roi.ndim))
-
-    def report(run: int, skipped: int, failed: list[int], vox: int) -> RunReport:
-        secs = time.perf_counter() - t0
-        return RunReport(
-            task.name,
-            n,
-            run,
-            skipped,
-            failed,
-            secs,
-            vox / voxel / secs if secs else 0.0,
-            markers.url,
-        )
-
     if n == 0 or markers.is_complete():
         if progress:
             print(f"{task.name}: all {n} blocks already done ({markers.url})", file=sys.stderr)
-        return report(0, n, [], 0)
+        return _report(task, grid, markers, t0, GroupTally(skipped=n))
     markers.prepare(n)
 
     client = client if client is not None else current_client()
@@ -248,146 +249,203 @@ def run_blockwise(
     if max_in_flight is None:
         threads = sum(client.nthreads().values()) or 1
         max_in_flight = max(8, 4 * threads)
-    return _drive(task, client, grid, markers, group_size, max_in_flight, progress, report)
+    groups = GroupScheduler(task, client, grid, markers, group_size, progress)
+    tally = groups.run(max_in_flight)
+    if tally.failed_count:
+        markers.clear_complete()
+        raise BlockFailures(task.name, tally.failed_ids, tally.failed_count, tally.errors)
+    markers.mark_complete(n)
+    return _report(task, grid, markers, t0, tally)
 
 
-def _drive(task, client, grid, markers, group_size, max_in_flight, progress, report) -> RunReport:
-    n = grid.num_blocks
-    n_groups = math.ceil(n / group_size)
-    bar = BlockProgress(task.name, n, enabled=progress)
-    process_future = (
-        client.scatter(task.process, broadcast=False, hash=False)
-        if _large(task.process)
-        else task.process
+def _report(
+    task: BlockTask, grid: BlockGrid, markers: DoneMarkers, t0: float, tally: GroupTally
+) -> RunReport:
+    secs = time.perf_counter() - t0
+    voxel = math.prod(as_coord(task.voxel_size, grid.total_roi.ndim))
+    return RunReport(
+        task.name,
+        grid.num_blocks,
+        tally.run,
+        tally.skipped,
+        [],
+        secs,
+        tally.voxels / voxel / secs if secs else 0.0,
+        markers.url,
     )
-    run = skipped = vox_total = 0
-    failed_ids: list[int] = []  # at most the first 1000 are kept; the count is exact
-    failed_count = 0
-    errors: dict[int, str] = {}
-    attempts: dict[Any, tuple[int, list[int] | range, int, float]] = {}  # in flight only
-    timeout_factor = task.timeout_s
 
-    def submit(group: int, ids, attempt: int) -> None:
-        start = group * group_size
-        length = min(group_size, n - start)
-        url = markers._group_path(group)
-        fut = client.submit(
+
+@dataclass
+class GroupTally:
+    """What a run did: blocks run and skipped, voxels written, and the blocks that failed (the
+    first ``KEEP_FAILED`` ids and ``KEEP_ERRORS`` messages are kept; the count is exact)."""
+
+    run: int = 0
+    skipped: int = 0
+    voxels: int = 0
+    failed_count: int = 0
+    failed_ids: list[int] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)
+
+    def add_failures(self, fails: list[tuple[int, str]]) -> None:
+        for block_id, err in fails:
+            self.failed_count += 1
+            if len(self.failed_ids) < KEEP_FAILED:
+                self.failed_ids.append(block_id)
+            if len(self.errors) < KEEP_ERRORS:
+                self.errors[block_id] = err
+
+
+KEEP_FAILED = 1000
+KEEP_ERRORS = 5
+
+
+@dataclass
+class Attempt:
+    """One submitted try at the unfinished blocks of a group (kept while it is in flight)."""
+
+    group: int
+    ids: list[int] | range
+    number: int
+    started: float
+
+
+class GroupScheduler:
+    """The client side of a run: submits the unfinished blocks of each group as one task, at
+    most ``max_in_flight`` at once; collects what finished; resubmits a group whose task died
+    or timed out (up to ``max_retries`` times) and counts the rest as failed."""
+
+    def __init__(
+        self,
+        task: BlockTask,
+        client,
+        grid: BlockGrid,
+        markers: DoneMarkers,
+        group_size: int,
+        progress: bool,
+    ):
+        self.task, self.client, self.grid, self.markers = task, client, grid, markers
+        self.group_size = group_size
+        self.n = grid.num_blocks
+        self.bar = BlockProgress(task.name, self.n, enabled=progress)
+        self.process = (
+            client.scatter(task.process, broadcast=False, hash=False)
+            if _large(task.process)
+            else task.process
+        )
+        self.tally = GroupTally()
+        self.in_flight: dict[Any, Attempt] = {}
+        self.last_resource_check = time.perf_counter()
+
+    def run(self, max_in_flight: int) -> GroupTally:
+        try:
+            for group in range(math.ceil(self.n / self.group_size)):
+                ids = self.unfinished(group)
+                if ids is None:
+                    continue
+                self.submit(group, ids, 0)
+                while len(self.in_flight) >= max_in_flight:
+                    self.wait_one()
+            while self.in_flight:
+                self.wait_one()
+        finally:
+            self.bar.close()
+            for fut in list(self.in_flight):
+                fut.cancel()
+        return self.tally
+
+    def unfinished(self, group: int) -> list[int] | range | None:
+        """The ids of the group's blocks that are not done yet (None when all are); done ones
+        count as skipped."""
+        start = group * self.group_size
+        length = min(self.group_size, self.n - start)
+        done = self.markers.done_in_group(group, length)
+        if done.all():
+            self.tally.skipped += length
+            self.bar.update(0, 0)
+            self.bar.total -= length
+            return None
+        self.tally.skipped += int(done.sum())
+        self.bar.total -= int(done.sum())
+        if not done.any():
+            return range(start, start + length)
+        return [start + int(i) for i in np.flatnonzero(~done)]
+
+    def submit(self, group: int, ids: list[int] | range, attempt: int) -> None:
+        start = group * self.group_size
+        length = min(self.group_size, self.n - start)
+        task = self.task
+        fut = self.client.submit(
             run_group,
-            process_future,
-            grid,
+            self.process,
+            self.grid,
             ids,
-            url,
+            self.markers._group_path(group),
             start,
             length,
             task.max_retries,
-            key=f"{task.name}-{markers.hash}-g{group}-a{attempt}",
+            key=f"{task.name}-{self.markers.hash}-g{group}-a{attempt}",
             resources=task.resources,
             pure=False,
             retries=0,
         )
-        attempts[fut] = (group, ids, attempt, time.perf_counter())
+        self.in_flight[fut] = Attempt(group, ids, attempt, time.perf_counter())
 
-    def record_failures(fails: list[tuple[int, str]]) -> None:
-        nonlocal failed_count
-        for block_id, err in fails:
-            failed_count += 1
-            if len(failed_ids) < 1000:
-                failed_ids.append(block_id)
-            if len(errors) < 5:
-                errors[block_id] = err
+    def retry_or_fail(self, attempt: Attempt, why: str) -> bool:
+        """Resubmit the attempt's group if it has tries left (True); else count its blocks as
+        failed with ``why`` and return False."""
+        if attempt.number < self.task.max_retries:
+            self.submit(attempt.group, attempt.ids, attempt.number + 1)
+            return True
+        self.tally.add_failures([(b, why) for b in attempt.ids])
+        return False
 
-    def collect(fut) -> None:
-        nonlocal run, vox_total
-        group, ids, attempt, _ = attempts.pop(fut)
+    def collect(self, fut) -> None:
+        attempt = self.in_flight.pop(fut)
         try:
             newly, vox, fails = fut.result()
         except Exception as e:  # the task itself died: worker lost, unpicklable, ...
             fut.release()
-            if attempt < task.max_retries:
-                submit(group, ids, attempt + 1)
-                return
-            fails = [(b, f"{e.__class__.__name__}: {e}") for b in ids]
-            newly, vox = 0, 0
-        fut.release()
-        run += newly
-        vox_total += vox
-        record_failures(fails)
-        bar.update(newly, vox // max(1, math.prod(task.voxel_size)), len(fails))
-
-    last_resource_check = [time.perf_counter()]
-
-    def check_timeouts() -> None:
-        now = time.perf_counter()
-        if task.resources and now - last_resource_check[0] > RESOURCE_WAIT_S:
-            # the workers that offered the resource may have gone: fail clearly, do not hang
-            last_resource_check[0] = now
-            _check_resources(client, task)
-        if not timeout_factor:
+            if not self.retry_or_fail(attempt, f"{e.__class__.__name__}: {e}"):
+                self.bar.update(0, 0, len(attempt.ids))
             return
-        for fut, (group, ids, attempt, started) in list(attempts.items()):
-            if now - started > timeout_factor * len(ids):
-                attempts.pop(fut)
+        fut.release()
+        self.tally.run += newly
+        self.tally.voxels += vox
+        self.tally.add_failures(fails)
+        self.bar.update(newly, vox // max(1, math.prod(self.task.voxel_size)), len(fails))
+
+    def check_timeouts(self) -> None:
+        now = time.perf_counter()
+        task = self.task
+        if task.resources and now - self.last_resource_check > RESOURCE_WAIT_S:
+            # the workers that offered the resource may have gone: fail clearly, do not hang
+            self.last_resource_check = now
+            _check_resources(self.client, task)
+        if not task.timeout_s:
+            return
+        for fut, attempt in list(self.in_flight.items()):
+            if now - attempt.started > task.timeout_s * len(attempt.ids):
+                self.in_flight.pop(fut)
                 fut.cancel()
-                if attempt < task.max_retries:
-                    submit(group, ids, attempt + 1)
-                else:
-                    record_failures(
-                        [(b, f"timed out after {timeout_factor:.0f} s per block") for b in ids]
-                    )
-                    bar.update(0, 0, len(ids))
+                why = f"timed out after {task.timeout_s:.0f} s per block"
+                if not self.retry_or_fail(attempt, why):
+                    self.bar.update(0, 0, len(attempt.ids))
 
-    try:
-        for group in range(n_groups):
-            start = group * group_size
-            length = min(group_size, n - start)
-            done = markers.done_in_group(group, length)
-            if done.all():
-                skipped += length
-                bar.update(0, 0)
-                bar.total -= length
-                continue
-            skipped += int(done.sum())
-            bar.total -= int(done.sum())
-            ids = (
-                range(start, start + length)
-                if not done.any()
-                else [start + int(i) for i in np.flatnonzero(~done)]
-            )
-            submit(group, ids, 0)
-            while len(attempts) >= max_in_flight:
-                _wait_one(attempts, collect, check_timeouts)
-        while attempts:
-            _wait_one(attempts, collect, check_timeouts)
-    finally:
-        bar.close()
-        for fut in list(attempts):
-            fut.cancel()
-
-    if failed_count:
-        markers.clear_complete()
-        raise BlockFailures(task.name, failed_ids, failed_count, errors)
-    markers.mark_complete(n)
-    return report(run, skipped, [], vox_total)
-
-
-def _wait_one(attempts: dict, collect, check_timeouts) -> None:
-    """Collect what finished (waking at least every second to check timeouts)."""
-    from distributed import wait
-
-    try:
-        finished, _ = wait(list(attempts), timeout=1.0, return_when="FIRST_COMPLETED")
-    except TimeoutError:
-        finished = set()
-    for fut in finished:
-        if fut in attempts:
-            collect(fut)
-    check_timeouts()
+    def wait_one(self) -> None:
+        """Collect what finished (waking at least every second to check timeouts)."""
+        try:
+            finished, _ = wait(list(self.in_flight), timeout=1.0, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            finished = set()
+        for fut in finished:
+            if fut in self.in_flight:
+                self.collect(fut)
+        self.check_timeouts()
 
 
 def _large(obj: Any) -> bool:
     """Scatter the stage callable once when it is big, instead of sending it with every task."""
-    import pickle
-
     try:
         return len(pickle.dumps(obj)) > 100_000
     except Exception:

@@ -19,22 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.io.fs import filesystem, join
+from pipeline.io.fs import beside_container, filesystem, join, write_whole
 
 SHARD = 1000  # group files per folder
 
 
 def markers_root(output_url: str) -> str:
     """``/d/out.zarr/fragments`` -> ``/d/out.zarr.done/fragments``; else ``<url>.done``."""
-    url = output_url.rstrip("/")
-    if url.startswith("precomputed://"):
-        url = url[len("precomputed://") :]
-    if url.startswith("file://"):
-        url = url[len("file://") :]
-    if ".zarr/" in url:
-        root, inner = url.split(".zarr/", 1)
-        return f"{root}.zarr.done/{inner}"
-    return url + ".done"
+    return beside_container(output_url.rstrip("/").removeprefix("precomputed://"), ".done")
 
 
 def params_hash(payload: dict[str, Any]) -> str:
@@ -116,20 +108,7 @@ def read_group(url: str, size: int) -> np.ndarray:
 
 def write_group(url: str, mask: np.ndarray) -> None:
     """Write a group's bitmap atomically where the filesystem allows (temp file, then rename)."""
-    fs, path = filesystem(url)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    data = np.packbits(mask.astype(bool)).tobytes()
-    if (
-        getattr(fs, "protocol", None) in ("file", ("file", "local"))
-        or fs.__class__.__name__ == "LocalFileSystem"
-    ):
-        tmp = path + ".tmp"
-        with fs.open(tmp, "wb") as f:
-            f.write(data)
-        fs.mv(tmp, path)
-    else:  # object stores write whole objects atomically
-        with fs.open(path, "wb") as f:
-            f.write(data)
+    write_whole(url, np.packbits(mask.astype(bool)).tobytes())
 
 
 def progress_of(marker_url: str) -> dict:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
 
 def _fmt_rate(vps: float) -> str:
     for unit, scale in (("Gvox/s", 1e9), ("Mvox/s", 1e6), ("kvox/s", 1e3)):
@@ -32,8 +34,6 @@ class BlockProgress:
         self._last_line = self.start
         self._bar = None
         if enabled and sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),

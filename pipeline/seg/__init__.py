@@ -1,1 +1,33 @@
-"""Segmentation algorithms on numpy arrays (one block or one graph): no volumes, no Dask."""
+"""Segmentation algorithms on numpy arrays (one block or one graph): no volumes, no Dask.
+
+The watershed of a boundary map into fragments (``watershed``: distance transform, seeds, a
+priority flood, small fragments merged), the region graph of a label block (``contacts``,
+``rag``), hierarchical agglomeration of a graph (``agglomeration``), union-find over big graphs
+(``unionfind``) and block-independent fragment ids (``ids``). Names load on first use (see
+``pipeline.lazy_api``): a worker imports only the modules its stage needs."""
+
+from pipeline.lazy_api import LazyApi
+
+__getattr__ = LazyApi(
+    __name__,
+    {
+        "agglomeration": ["Scoring", "agglomerate"],
+        "contacts": ["block_contacts"],
+        "distance": ["distance_transform"],
+        "filters": ["gaussian", "seeds_from_distance"],
+        "ids": ["id_blocks", "ids_from_local", "ids_valid"],
+        "rag": ["histogram_quantile", "pair_keys", "reduce_edges", "region_contacts"],
+        "small": ["small_fragment_roots"],
+        "unionfind": ["StreamingUnionFind", "components"],
+        "valuerange": ["value_range"],
+        "watershed": [
+            "Basins",
+            "FragmentParams",
+            "fragment_basins",
+            "fragments_from_boundary",
+            "merge_small_fragments",
+            "watershed_fragments",
+        ],
+    },
+)
+__all__ = __getattr__.names

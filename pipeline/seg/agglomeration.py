@@ -59,6 +59,35 @@ def initial_scores(
     return histogram_quantile(hist, scoring.q)
 
 
+def _adjacency(
+    n_nodes: int, u: np.ndarray, v: np.ndarray
+) -> tuple[list[dict[int, int] | None], list[tuple[int, int]]]:
+    """Per node, its neighbours and the edges to them (``adj[a][b] = e``), and the two ends of
+    every edge."""
+    adj: list[dict[int, int] | None] = [{} for _ in range(n_nodes)]
+    for e, (a, b) in enumerate(zip(np.asarray(u).tolist(), np.asarray(v).tolist(), strict=True)):
+        adj[a][b] = e
+        adj[b][a] = e
+    ends = [
+        (int(a), int(b))
+        for a, b in zip(np.asarray(u).tolist(), np.asarray(v).tolist(), strict=True)
+    ]
+    return adj, ends
+
+
+def _row_quantile(row: np.ndarray, q: float) -> float:
+    """``histogram_quantile`` of one histogram row (the merge loop's rescoring, without the
+    batch version's array overhead)."""
+    nb = row.shape[0]
+    c = np.cumsum(row)
+    target = q * c[-1]
+    i = min(int(np.searchsorted(c, target)), nb - 1)
+    below = c[i - 1] if i > 0 else 0.0
+    inside = row[i]
+    frac = (target - below) / inside if inside > 0 else 0.5
+    return (i + min(max(frac, 0.0), 1.0)) / nb
+
+
 def agglomerate(
     n_nodes: int,
     u: np.ndarray,
@@ -85,19 +114,11 @@ def agglomerate(
     # members of a live edge, as singly linked lists of input edges (O(1) concatenation)
     nxt = [-1] * n_edges
     tail = list(range(n_edges))
-    adj: list[dict[int, int] | None] = [{} for _ in range(n_nodes)]
-    for e, (a, b) in enumerate(zip(np.asarray(u).tolist(), np.asarray(v).tolist(), strict=True)):
-        adj[a][b] = e
-        adj[b][a] = e
-    ends = [
-        (int(a), int(b))
-        for a, b in zip(np.asarray(u).tolist(), np.asarray(v).tolist(), strict=True)
-    ]
+    adj, ends = _adjacency(n_nodes, u, v)
     heap = [(s, e) for e, s in enumerate(score)]
     heapq.heapify(heap)
     level = -np.inf
     q = scoring.q
-    nb = hs.shape[1] if use_hist else 0
     while heap:
         s, e = heapq.heappop(heap)
         if not alive[e] or s != score[e]:
@@ -133,14 +154,7 @@ def agglomerate(
             tail[g] = tail[f]
             if use_hist:
                 hs[g] += hs[f]
-                row = hs[g]
-                c = np.cumsum(row)
-                target = q * c[-1]
-                i = min(int(np.searchsorted(c, target)), nb - 1)
-                below = c[i - 1] if i > 0 else 0.0
-                inside = row[i]
-                frac = (target - below) / inside if inside > 0 else 0.5
-                new = (i + min(max(frac, 0.0), 1.0)) / nb
+                new = _row_quantile(hs[g], q)
             else:
                 new = tot[g] / cnt[g]
             score[g] = new

@@ -110,46 +110,27 @@ def _lines(buf, n, w2, v, zn, zd, res):
 
 
 @numba.njit(cache=True, nogil=True)
-def _columns_y(d, w2):
-    """Envelopes along y, one z-plane at a time, transposed into a buffer (contiguous rows)."""
+def _columns(d, w2, axis):
+    """Envelopes along y (``axis`` 1: one z-plane at a time) or z (``axis`` 0: one y-row of
+    every plane at a time), the lines transposed into a buffer (contiguous rows)."""
     nz, ny, nx = d.shape
-    buf = np.empty((nx, ny), np.float64)
-    res = np.empty(ny, np.float64)
-    v = np.empty(ny, np.int64)
-    zn = np.empty(ny, np.float64)
-    zd = np.empty(ny, np.float64)
-    for z in range(nz):
-        plane = d[z]
-        for y in range(ny):
-            row = plane[y]
+    n = ny if axis == 1 else nz  # the length of a line
+    outer = nz if axis == 1 else ny
+    buf = np.empty((nx, n), np.float64)
+    res = np.empty(n, np.float64)
+    v = np.empty(n, np.int64)
+    zn = np.empty(n, np.float64)
+    zd = np.empty(n, np.float64)
+    for o in range(outer):
+        for i in range(n):
+            row = d[o, i] if axis == 1 else d[i, o]
             for x in range(nx):
-                buf[x, y] = row[x]
-        _lines(buf, ny, w2, v, zn, zd, res)
-        for y in range(ny):
-            row = plane[y]
+                buf[x, i] = row[x]
+        _lines(buf, n, w2, v, zn, zd, res)
+        for i in range(n):
+            row = d[o, i] if axis == 1 else d[i, o]
             for x in range(nx):
-                row[x] = buf[x, y]
-
-
-@numba.njit(cache=True, nogil=True)
-def _columns_z(d, w2):
-    """Envelopes along z, one y-row of every plane at a time, transposed into a buffer."""
-    nz, ny, nx = d.shape
-    buf = np.empty((nx, nz), np.float64)
-    res = np.empty(nz, np.float64)
-    v = np.empty(nz, np.int64)
-    zn = np.empty(nz, np.float64)
-    zd = np.empty(nz, np.float64)
-    for y in range(ny):
-        for z in range(nz):
-            row = d[z, y]
-            for x in range(nx):
-                buf[x, z] = row[x]
-        _lines(buf, nz, w2, v, zn, zd, res)
-        for z in range(nz):
-            row = d[z, y]
-            for x in range(nx):
-                row[x] = buf[x, z]
+                row[x] = buf[x, i]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -175,8 +156,8 @@ def distance_transform(
     out3 = out[None] if m.ndim == 2 else out
     _rows(m3, w[2] * w[2], out3)
     if m3.shape[1] > 1:
-        _columns_y(out3, w[1] * w[1])
+        _columns(out3, w[1] * w[1], 1)
     if m3.shape[0] > 1:
-        _columns_z(out3, w[0] * w[0])
+        _columns(out3, w[0] * w[0], 0)
     _sqrt(out3)
     return out

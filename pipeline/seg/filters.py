@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
+from pipeline.seg.forest import find_root
+
 TRUNCATE = 4.0  # scipy.ndimage.gaussian_filter's default
 
 
@@ -48,7 +50,9 @@ def _pass_x(src, dst, w):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pass_y(src, dst, w):
+def _pass_yz(src, dst, w, axis):
+    """One pass along z (``axis`` 0) or y (1): a row of ``dst`` is the weighted sum of the rows
+    of ``src`` up to the kernel's radius away on that axis (edges extended)."""
     r = (len(w) - 1) // 2
     nz, ny, nx = src.shape
     for z in range(nz):
@@ -59,28 +63,21 @@ def _pass_y(src, dst, w):
                 out[i] = w[r] * mid[i]
             for j in range(1, r + 1):
                 wj = w[r + j]
-                up = src[z, min(y + j, ny - 1)]
-                down = src[z, max(y - j, 0)]
+                if axis == 1:
+                    up = src[z, min(y + j, ny - 1)]
+                    down = src[z, max(y - j, 0)]
+                else:
+                    up = src[min(z + j, nz - 1), y]
+                    down = src[max(z - j, 0), y]
                 for i in range(nx):
                     out[i] += wj * (up[i] + down[i])
 
 
-@numba.njit(cache=True, nogil=True)
-def _pass_z(src, dst, w):
-    r = (len(w) - 1) // 2
-    nz, ny, nx = src.shape
-    for z in range(nz):
-        for y in range(ny):
-            out = dst[z, y]
-            mid = src[z, y]
-            for i in range(nx):
-                out[i] = w[r] * mid[i]
-            for j in range(1, r + 1):
-                wj = w[r + j]
-                up = src[min(z + j, nz - 1), y]
-                down = src[max(z - j, 0), y]
-                for i in range(nx):
-                    out[i] += wj * (up[i] + down[i])
+def _smooth_axis(axis: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> None:
+    if axis == 2:
+        _pass_x(src, dst, w)
+    else:
+        _pass_yz(src, dst, w, axis)
 
 
 def gaussian(
@@ -95,9 +92,8 @@ def gaussian(
     src = np.ascontiguousarray(a, dtype=np.float32)
     src3 = src[None] if src.ndim == 2 else src
     sig = [0.0] * (3 - src.ndim) + [float(s) for s in sigmas]
-    fns = (_pass_z, _pass_y, _pass_x)
-    passes = [(p, gaussian_kernel(s)) for p, s in zip(fns, sig, strict=True) if s > 0]
-    passes = [(p, w) for p, w in passes if len(w) > 1]
+    passes = [(axis, gaussian_kernel(s)) for axis, s in enumerate(sig) if s > 0]
+    passes = [(axis, w) for axis, w in passes if len(w) > 1]
     out = np.empty_like(src) if out is None else out
     if out.shape != src.shape or out.dtype != np.float32 or np.shares_memory(out, src):
         raise ValueError("out must be a float32 array of the input's shape, apart from it")
@@ -109,10 +105,10 @@ def gaussian(
     if len(passes) > 1:
         scratch = np.empty_like(src3) if work is None else (work[None] if work.ndim == 2 else work)
     cur = src3
-    for k, (fn, w) in enumerate(passes):
+    for k, (axis, w) in enumerate(passes):
         # alternate so that the last pass writes into out
         dst = out3 if (len(passes) - 1 - k) % 2 == 0 else scratch
-        fn(cur, dst, w)
+        _smooth_axis(axis, cur, dst, w)
         cur = dst
     return out
 
@@ -141,14 +137,6 @@ def _max3(src, dst, axis):
                 down = src[max(z - 1, 0), y]
             for i in range(nx):
                 out[i] = max(mid[i], max(up[i], down[i]))
-
-
-@numba.njit(cache=True, nogil=True)
-def _find(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
 
 
 @numba.njit(cache=True, nogil=True)
@@ -193,8 +181,8 @@ def _label_peaks(dist, mx, labels):
                     other = lab[p + dz * pz + dy * py + dx]
                     if other <= 0:
                         continue
-                    a = _find(parent, k)
-                    b = _find(parent, other - 1)
+                    a = find_root(parent, k)
+                    b = find_root(parent, other - 1)
                     if a < b:
                         parent[b] = a
                     elif b < a:
@@ -203,7 +191,7 @@ def _label_peaks(dist, mx, labels):
     rep = np.zeros(n + 1, np.int64)
     count = 0
     for k in range(n):
-        r = _find(parent, k)
+        r = find_root(parent, k)
         if r == k:
             count += 1
             final[k] = count

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from pipeline.seg.forest import find_root
+
 
 @numba.njit(cache=True, nogil=True)
 def _sizes(lab, n):
@@ -82,14 +84,6 @@ def _contacts(lab3: np.ndarray, bnd3: np.ndarray, small: np.ndarray):
 
 
 @numba.njit(cache=True, nogil=True)
-def _find(parent, x):
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]
-        x = parent[x]
-    return x
-
-
-@numba.njit(cache=True, nogil=True)
 def _merge(order, starts, others, sizes, min_size):
     n = sizes.size
     parent = np.arange(n)
@@ -98,14 +92,14 @@ def _merge(order, starts, others, sizes, min_size):
         if size[node] >= min_size or parent[node] != node:
             continue
         for k in range(starts[node], starts[node + 1]):
-            r = _find(parent, others[k])
+            r = find_root(parent, others[k])
             if r != node:
                 parent[node] = r
                 size[r] += size[node]
                 break
     roots = np.empty(n, np.int64)
     for i in range(n):
-        roots[i] = _find(parent, i)
+        roots[i] = find_root(parent, i)
     return roots
 
 

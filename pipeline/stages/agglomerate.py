@@ -20,12 +20,13 @@ with the graph's edge tables; +inf marks edges whose endpoints never joined.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
-from pipeline.geometry import Roi
 from pipeline.io.tables import (
     block_table,
     iter_block_tables,
@@ -36,6 +37,7 @@ from pipeline.io.tables import (
     write_table,
 )
 from pipeline.runner.blockwise import Block, BlockTask, run_blockwise
+from pipeline.runner.tasks import grid_task
 from pipeline.seg.agglomeration import Scoring, agglomerate
 from pipeline.seg.rag import pair_keys, reduce_edges
 from pipeline.seg.unionfind import StreamingUnionFind
@@ -167,45 +169,81 @@ def _two_level(
     meta: dict[str, Any],
     scoring: Scoring,
     local_threshold: float,
-    client,
+    client: Client | None,
     progress: bool,
 ) -> dict[str, Any]:
-    vs = tuple(meta["voxel_size"])
-    n_blocks = meta["num_blocks"]
-    task = BlockTask(
-        name="agglomerate-local",
-        total_roi=Roi(
-            tuple(meta["offset"]), tuple(s * v for s, v in zip(meta["shape"], vs, strict=True))
-        ),
-        block_shape=tuple(b * v for b, v in zip(meta["block_shape"], vs, strict=True)),
-        process=LocalAgglomerationBlock(root, meta["grid_shape"], scoring, local_threshold),
-        done_url=f"{root}/agglomeration/local",
-        params={"scoring": [scoring.kind, scoring.q], "local_threshold": local_threshold, **meta},
-        voxel_size=vs,
-    )
+    task = local_merge_task(root, meta, scoring, local_threshold)
     run_blockwise(task, client=client, progress=progress)
+    clusters = LocalClusters.of(root, meta["num_blocks"])
+    contracted = _contracted_graph(root, meta["num_blocks"], clusters, scoring)
+    nodes, keys, scores = _scored(contracted, scoring)
+    _write_scores(root, meta["num_blocks"], TwoLevelScores(root, clusters, nodes, keys, scores))
+    return {
+        "scheme": "two-level",
+        "local_threshold": local_threshold,
+        "fragments": int(len(clusters.ids)),
+        "clusters_after_local": int(len(np.unique(clusters.root_of))),
+        "contracted_edges": int(len(contracted["u"])),
+        "merged_globally": int(np.isfinite(scores).sum()),
+    }
 
-    # step 2: union-find over the local merges, streamed block by block
-    ids = node_ids(root, n_blocks)
-    uf = StreamingUnionFind(len(ids))
-    level = np.full(len(ids), -np.inf)
-    for _, t in iter_block_tables(root, "agglomeration/local", n_blocks):
-        iu, iv = np.searchsorted(ids, t["u"]), np.searchsorted(ids, t["v"])
-        uf.union(iu, iv)
-        np.maximum.at(level, iu, t["score"])
-    root_of = uf.labels()
-    cluster_level = np.full(len(ids), -np.inf)
-    np.maximum.at(cluster_level, root_of, level)
 
-    # contract the graph onto the clusters while streaming the edge tables
+def local_merge_task(
+    root: str, meta: dict[str, Any], scoring: Scoring, local_threshold: float
+) -> BlockTask:
+    """Step 1: every block agglomerates its edges in its neighbours' context."""
+    return grid_task(
+        "agglomerate-local",
+        meta,
+        LocalAgglomerationBlock(root, meta["grid_shape"], scoring, local_threshold),
+        f"{root}/agglomeration/local",
+        {"scoring": [scoring.kind, scoring.q], "local_threshold": local_threshold, **meta},
+    )
+
+
+@dataclass
+class LocalClusters:
+    """Step 2: the fragments joined by the local merges (a union-find streamed over the blocks'
+    merge tables). ``ids``: all fragment ids, sorted; ``root_of``: each fragment's cluster (an
+    index into ``ids``); ``level``: per cluster root, its highest local merge score."""
+
+    ids: np.ndarray
+    root_of: np.ndarray
+    level: np.ndarray
+
+    @classmethod
+    def of(cls, root: str, num_blocks: int) -> LocalClusters:
+        ids = node_ids(root, num_blocks)
+        uf = StreamingUnionFind(len(ids))
+        level = np.full(len(ids), -np.inf)
+        for _, t in iter_block_tables(root, "agglomeration/local", num_blocks):
+            iu, iv = np.searchsorted(ids, t["u"]), np.searchsorted(ids, t["v"])
+            uf.union(iu, iv)
+            np.maximum.at(level, iu, t["score"])
+        root_of = uf.labels()
+        cluster_level = np.full(len(ids), -np.inf)
+        np.maximum.at(cluster_level, root_of, level)
+        return cls(ids, root_of, cluster_level)
+
+    def roots(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The clusters of fragment ids ``u`` and ``v``."""
+        return self.root_of[np.searchsorted(self.ids, u)], self.root_of[
+            np.searchsorted(self.ids, v)
+        ]
+
+
+def _contracted_graph(
+    root: str, num_blocks: int, clusters: LocalClusters, scoring: Scoring
+) -> dict[str, np.ndarray]:
+    """The graph contracted onto the clusters (edges between two clusters, their statistics
+    summed), built while the edge tables stream by: only the contracted graph is in memory."""
     quantile = scoring.kind == "quantile"
     cols = ["u", "v", "count", "sum"] + (["hist"] if quantile else [])
     acc: dict[str, np.ndarray] | None = None
     pending: list[dict[str, np.ndarray]] = []
     rows = 0
-    for _, t in iter_block_tables(root, "graph/edges", n_blocks, cols):
-        ru = root_of[np.searchsorted(ids, t["u"])]
-        rv = root_of[np.searchsorted(ids, t["v"])]
+    for _, t in iter_block_tables(root, "graph/edges", num_blocks, cols):
+        ru, rv = clusters.roots(t["u"], t["v"])
         keep = ru != rv
         part = {
             "u": np.minimum(ru, rv)[keep],
@@ -220,30 +258,34 @@ def _two_level(
         if rows > max(1 << 20, 2 * (len(acc["u"]) if acc else 0)):
             acc = _edges_of(([acc] if acc else []) + pending, quantile)
             pending, rows = [], 0
-    acc = _edges_of(([acc] if acc else []) + pending, quantile)
-    # the contracted graph lives on root indices; agglomerate it globally
-    nodes, keys, scores = _scored(acc, scoring)
+    # the contracted graph lives on root indices
+    return _edges_of(([acc] if acc else []) + pending, quantile)
 
-    def score_of(block_id: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        iu, iv = np.searchsorted(ids, u), np.searchsorted(ids, v)
-        ru, rv = root_of[iu], root_of[iv]
-        out = _lookup(nodes, keys, scores, np.minimum(ru, rv), np.maximum(ru, rv))
+
+class TwoLevelScores:
+    """Step 3's merge score of an edge: inside a local cluster its local merge score (or the
+    cluster's highest one), between clusters the level at which the global pass joined them."""
+
+    def __init__(
+        self,
+        root: str,
+        clusters: LocalClusters,
+        nodes: np.ndarray,
+        keys: np.ndarray,
+        scores: np.ndarray,
+    ):
+        self.root, self.clusters = root, clusters
+        self.nodes, self.keys, self.scores = nodes, keys, scores
+
+    def __call__(self, block_id: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        ru, rv = self.clusters.roots(u, v)
+        out = _lookup(self.nodes, self.keys, self.scores, np.minimum(ru, rv), np.maximum(ru, rv))
         inside = ru == rv
         if inside.any():
-            local = read_table(block_table(root, "agglomeration/local", block_id))
+            local = read_table(block_table(self.root, "agglomeration/local", block_id))
             own = _lookup_pairs(local["u"], local["v"], local["score"], u[inside], v[inside])
-            out[inside] = np.where(np.isfinite(own), own, cluster_level[ru[inside]])
+            out[inside] = np.where(np.isfinite(own), own, self.clusters.level[ru[inside]])
         return out
-
-    _write_scores(root, n_blocks, score_of)
-    return {
-        "scheme": "two-level",
-        "local_threshold": local_threshold,
-        "fragments": int(len(ids)),
-        "clusters_after_local": int(len(np.unique(root_of))),
-        "contracted_edges": int(len(acc["u"])),
-        "merged_globally": int(np.isfinite(scores).sum()),
-    }
 
 
 def _lookup_pairs(tu, tv, tvals, u, v) -> np.ndarray:
@@ -262,7 +304,7 @@ def run_agglomerate(
     scoring: Scoring | str = "mean",
     max_global_edges: int = DEFAULT_MAX_GLOBAL_EDGES,
     local_threshold: float = DEFAULT_LOCAL_THRESHOLD,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Merge scores for the region graph under ``root`` (see the module docstring)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from distributed import Client
+
 from pipeline.errors import InputError
 from pipeline.geometry import Roi
 from pipeline.io.volume import create_volume, open_volume
@@ -68,7 +70,7 @@ def convert(
     chunks: Sequence[int] | None = None,
     shards: Sequence[int] | None = None,
     block: Sequence[int] | None = None,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
     roi: Roi | None = None,
 ) -> RunReport:

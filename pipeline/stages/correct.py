@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from distributed import Client
 
 from pipeline.correct.apply import Action, auto_correct
 from pipeline.correct.classifier import ErrorModel
@@ -64,7 +65,7 @@ def run_correct(
     lut: str | Lut | None = None,
     thresholds: dict[str, float] | None = None,
     max_candidates: int = 10000,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Detect, auto-correct and rank errors; returns a summary (what was applied, where)."""

@@ -22,14 +22,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
-from pipeline.geometry import Roi
+from pipeline.geometry import Roi, in_nm
 from pipeline.io.boundary import read_boundary
 from pipeline.io.volume import Volume, create_volume, exists, open_volume
 from pipeline.provenance import provenance
-from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
+from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
+from pipeline.runner.tasks import volume_task
 from pipeline.seg.ids import ids_from_local
 from pipeline.seg.scratch import scratch
 from pipeline.seg.watershed import FragmentParams, fragment_basins
@@ -123,7 +125,7 @@ def run_fragments(
     params: FragmentParams | None = None,
     block_shape: Sequence[int] | None = None,
     context: Sequence[int] | None = None,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> RunReport:
     """Write uint64 fragments of a boundary map (resumable: finished blocks are skipped)."""
@@ -138,7 +140,7 @@ def run_fragments(
         ctx = (0, *ctx[1:])
     # one quick look at the first chunk in the client: a bad range fails here, not in a worker
     look = tuple(min(b, c) for b, c in zip(block, bvol.chunks or block, strict=True))
-    probe = Roi(bvol.offset, tuple(b * v for b, v in zip(look, bvol.voxel_size, strict=True)))
+    probe = Roi(bvol.offset, in_nm(look, bvol.voxel_size))
     read_boundary(bvol, probe)
     grid_shape = [math.ceil(s / b) for s, b in zip(bvol.shape, block, strict=True)]
     scheme = {
@@ -172,18 +174,14 @@ def run_fragments(
         },
         exist_ok=True,
     )
-    vs = bvol.voxel_size
-    task = BlockTask(
-        name="fragments",
-        total_roi=bvol.roi,
-        block_shape=tuple(b * v for b, v in zip(block, vs, strict=True)),
-        context=tuple(c * v for c, v in zip(ctx, vs, strict=True)),
-        process=FragmentsBlock(boundaries_url, fvol.url, params.as_dict()),
-        done_url=fvol.url,
-        params={"boundaries": boundaries_url, **params.as_dict(), "context": list(ctx), **scheme},
-        voxel_size=vs,
-        write_grid=fvol.chunk_roi_shape,
-        grid_origin=fvol.offset,
+    task = volume_task(
+        "fragments",
+        bvol,
+        fvol,
+        block,
+        FragmentsBlock(boundaries_url, fvol.url, params.as_dict()),
+        {"boundaries": boundaries_url, **params.as_dict(), "context": list(ctx), **scheme},
+        context=ctx,
         blocks_per_task=blocks_per_task(block),
     )
     return run_blockwise(task, client=client, progress=progress)

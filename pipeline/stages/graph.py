@@ -15,14 +15,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from distributed import Client
 
 from pipeline.errors import InputError
-from pipeline.geometry import Roi
 from pipeline.io.boundary import read_boundary
 from pipeline.io.tables import block_table, write_json, write_table
 from pipeline.io.volume import open_volume
-from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
+from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
+from pipeline.runner.tasks import grid_task
 from pipeline.seg.contacts import block_contacts
 from pipeline.seg.ids import ids_valid
 from pipeline.stages.fragments import DEFAULT_BLOCK, blocks_per_task, id_scheme
@@ -113,7 +114,7 @@ def run_graph(
     root: str,
     nbins: int = DEFAULT_BINS,
     block_shape: Sequence[int] | None = None,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> RunReport:
     """Write the region graph tables of ``fragments_url`` under ``root`` (resumable)."""
@@ -130,17 +131,12 @@ def run_graph(
         raise InputError(f"histogram bins must be 1..1024, got {nbins}")
     meta.update({"boundaries": boundaries_url, "nbins": nbins})
     write_json(f"{root}/graph/meta.json", meta)
-    vs = tuple(meta["voxel_size"])
-    task = BlockTask(
-        name="graph",
-        total_roi=Roi(
-            tuple(meta["offset"]), tuple(s * v for s, v in zip(meta["shape"], vs, strict=True))
-        ),
-        block_shape=tuple(b * v for b, v in zip(meta["block_shape"], vs, strict=True)),
-        process=GraphBlock(meta["fragments"], boundaries_url, root, nbins, meta["scheme"]),
-        done_url=f"{root}/graph",
-        params=meta,
-        voxel_size=vs,
+    task = grid_task(
+        "graph",
+        meta,
+        GraphBlock(meta["fragments"], boundaries_url, root, nbins, meta["scheme"]),
+        f"{root}/graph",
+        meta,
         blocks_per_task=blocks_per_task(meta["block_shape"]),
     )
     return run_blockwise(task, client=client, progress=progress)

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 import torch
+from distributed import Client
 from torch import nn
 
 from pipeline.errors import InputError
@@ -30,10 +31,18 @@ from pipeline.geometry import Coord, Roi
 from pipeline.inference.engine import EngineConfig, PatchEngine
 from pipeline.inference.network import ModelSource, pick_device, set_torch_threads
 from pipeline.inference.patch_grid import PatchGrid
-from pipeline.io.volume import create_volume, open_volume
+from pipeline.io.volume import Volume, create_volume, open_volume
 from pipeline.provenance import provenance
-from pipeline.runner.blockwise import Block, BlockTask, RunReport, current_client, run_blockwise
+from pipeline.runner.blockwise import (
+    Block,
+    BlockTask,
+    RunReport,
+    current_client,
+    run_blockwise,
+    workers_offering,
+)
 from pipeline.runner.cache import cached
+from pipeline.runner.tasks import volume_task
 
 OUTPUT_DTYPES = ("uint8", "float16", "float32")
 DEFAULT_PATCH = 64
@@ -112,9 +121,8 @@ def check_block(block: Sequence[int], patch: Sequence[int], shape: Sequence[int]
     return block
 
 
-def _gpu_workers(client) -> bool:
-    workers = client.scheduler_info(n_workers=-1).get("workers", {})
-    return any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers.values())
+def _gpu_workers(client: Client) -> bool:
+    return workers_offering(client, {"GPU": 1})[0] > 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,6 +214,53 @@ def plan_predict(
     vin = open_volume(input_url)
     check_input_dtype(vin.dtype, input_url)
     source = ModelSource.resolve(model, spec)
+    check_model_input(source, vin, input_url)
+    check_output_options(source, dtype, tta, amp)
+    patch = check_patch(patch or default_patch(source.spec), source.spec)
+    overlap = check_overlap(overlap)
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"--batch-size {batch_size}: use a positive number of patches")
+    cfg = EngineConfig(
+        patch=patch,
+        overlap=overlap,
+        batch_size=int(batch_size or 0),
+        tta=bool(tta),
+        amp=amp,
+        channels_last=channels_last,
+    )
+    chunks = tuple(chunks) if chunks else default_chunks(vin.shape, block)
+    block = tuple(block) if block else default_block(patch, chunks, vin.shape)
+    block = check_block(block, patch, vin.shape)
+    context = PatchGrid.build(vin.shape, patch, overlap).context(block)
+    params = prediction_params(source, cfg, dtype)
+    out = create_volume(
+        output_url,
+        vin.shape,
+        dtype,
+        vin.voxel_size,
+        vin.offset,
+        chunks=chunks,
+        channels=source.spec.out_channels if source.spec.out_channels > 1 else None,
+        attrs=output_attrs(source, params, block, cfg.batch_size, input_url),
+        exist_ok=True,
+    )
+    return volume_task(
+        "predict",
+        vin,
+        out,
+        block,
+        PredictBlock(vin.url, out.url, source, cfg, dtype, device),
+        params,
+        context=context,
+        read_bounds=vin.roi,
+        edge="clip",
+        resources={"GPU": 1} if gpu else None,
+        blocks_per_task=1,
+    )
+
+
+def check_model_input(source: ModelSource, vin: Volume, input_url: str) -> None:
+    """The network must be 3D and take the input's channels."""
     spec = source.spec
     if spec.ndim != 3:
         raise InputError(f"model {source.name} is {spec.ndim}D; predict needs a 3D network")
@@ -215,6 +270,11 @@ def plan_predict(
             f"{input_url} has {have} channel(s) but model {source.name} takes "
             f"{spec.in_channels}; give it an input with {spec.in_channels} channel(s)"
         )
+
+
+def check_output_options(source: ModelSource, dtype: str, tta: bool, amp: str | None) -> None:
+    """The stored dtype must hold the network's output; TTA must not scramble affinities."""
+    spec = source.spec
     if dtype not in OUTPUT_DTYPES:
         raise InputError(f"--dtype {dtype!r}: use one of {', '.join(OUTPUT_DTYPES)}")
     activation = getattr(spec, "activation", "sigmoid")
@@ -230,81 +290,61 @@ def plan_predict(
         )
     if amp not in (None, "bf16", "fp16"):
         raise InputError(f"amp={amp!r}: use 'bf16', 'fp16' or None")
-    patch = check_patch(patch or default_patch(spec), spec)
-    overlap = check_overlap(overlap)
-    if batch_size is not None and batch_size < 1:
-        raise InputError(f"--batch-size {batch_size}: use a positive number of patches")
-    cfg = EngineConfig(
-        patch=patch,
-        overlap=overlap,
-        batch_size=int(batch_size or 0),
-        tta=bool(tta),
-        amp=amp,
-        channels_last=channels_last,
-    )
 
-    chunks = tuple(chunks) if chunks else default_chunks(vin.shape, block)
-    block = tuple(block) if block else default_block(patch, chunks, vin.shape)
-    block = check_block(block, patch, vin.shape)
-    context = PatchGrid.build(vin.shape, patch, overlap).context(block)
 
-    params = {
+def prediction_params(source: ModelSource, cfg: EngineConfig, dtype: str) -> dict[str, Any]:
+    """What the predicted values depend on: a change recomputes (done markers are keyed on it)."""
+    return {
         "model_sha256": source.checksum,
-        "patch": list(patch),
-        "overlap": overlap,
-        "tta": bool(tta),
+        "patch": list(cfg.patch),
+        "overlap": cfg.overlap,
+        "tta": cfg.tta,
         "dtype": dtype,
-        "amp": amp,  # GPU autocast changes values slightly: a change recomputes
+        "amp": cfg.amp,  # GPU autocast changes values slightly: a change recomputes
         "window": {"mode": "gaussian", "sigma_scale": cfg.sigma_scale},
     }
+
+
+def output_attrs(
+    source: ModelSource,
+    params: dict[str, Any],
+    block: Sequence[int],
+    batch_size: int,
+    input_url: str,
+) -> dict[str, Any]:
+    """The output's attributes: provenance, how stored values map to probabilities, and the
+    affinity offsets of affinity networks."""
+    spec = source.spec
     attrs = {
         "petaseg": provenance(
             "predict",
-            {**params, "block": list(block), "batch_size": cfg.batch_size},
+            {**params, "block": list(block), "batch_size": batch_size},
             model=source.describe(),
             input=input_url,
         ),
-        "value_scale": 1.0 / 255.0 if dtype == "uint8" else 1.0,
+        "value_scale": 1.0 / 255.0 if params["dtype"] == "uint8" else 1.0,
         "value_offset": 0.0,
         "output": spec.output,
     }
     if spec.output == "affinity" and spec.offsets:
         attrs["offsets"] = [list(o) for o in spec.offsets]
-    out = create_volume(
-        output_url,
-        vin.shape,
-        dtype,
-        vin.voxel_size,
-        vin.offset,
-        chunks=chunks,
-        channels=spec.out_channels if spec.out_channels > 1 else None,
-        attrs=attrs,
-        exist_ok=True,
-    )
-    vs = vin.voxel_size
-    return BlockTask(
-        name="predict",
-        total_roi=vin.roi,
-        block_shape=tuple(b * v for b, v in zip(block, vs, strict=True)),
-        context=tuple(c * v for c, v in zip(context, vs, strict=True)),
-        process=PredictBlock(vin.url, out.url, source, cfg, dtype, device),
-        done_url=out.url,
-        params=params,
-        read_bounds=vin.roi,
-        edge="clip",
-        voxel_size=vs,
-        write_grid=out.chunk_roi_shape,
-        grid_origin=out.offset,
-        resources={"GPU": 1} if gpu else None,
-        blocks_per_task=1,
-    )
+    return attrs
+
+
+def run_predict(task: BlockTask, client: Client | None = None, progress: bool = True) -> RunReport:
+    """Run a planned predict task (``plan_predict``) on ``client``; its blocks ask for a
+    ``GPU`` when any worker advertises one."""
+    client = client if client is not None else current_client()
+    if _gpu_workers(client):
+        task = replace(task, resources={"GPU": 1})
+    return run_blockwise(task, client=client, progress=progress)
 
 
 def predict(
     model: str | os.PathLike | nn.Module,
     input_url: str,
     output_url: str,
-    client=None,
+    client: Client | None = None,
     progress: bool = True,
     **options: Any,
 ) -> RunReport:
@@ -316,15 +356,7 @@ def predict(
     "bf16", "fp16" or None; CPUs always compute in float32); ``channels_last``; ``spec``.
     """
     task = plan_predict(model, input_url, output_url, **options)  # refuse bad input first
-    return run_predict(task, client=client, progress=progress)
-
-
-def run_predict(task: BlockTask, client=None, progress: bool = True) -> RunReport:
-    """Run a task from ``plan_predict``; its blocks ask for a GPU when the workers have one."""
-    client = client if client is not None else current_client()
-    if _gpu_workers(client):
-        task.resources = {"GPU": 1}
-    return run_blockwise(task, client=client, progress=progress)
+    return run_predict(task, client, progress)
 
 
 def predict_array(

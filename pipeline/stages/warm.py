@@ -6,19 +6,19 @@ start-up, like the imports."""
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
+
+from pipeline.io.tables import read_table, write_table
+from pipeline.seg.contacts import block_contacts
+from pipeline.seg.valuerange import value_range
+from pipeline.seg.watershed import FragmentParams, fragment_basins
 
 
 def warm() -> None:
     """Run the fragments and region-graph kernels once on a tiny block, and write and read
     back a tiny Parquet table."""
-    import tempfile
-
-    from pipeline.io.tables import read_table, write_table
-    from pipeline.seg.contacts import block_contacts
-    from pipeline.seg.valuerange import value_range
-    from pipeline.seg.watershed import FragmentParams, fragment_basins
-
     rng = np.random.default_rng(0)
     boundary = rng.random((12, 12, 12)).astype(np.float32)
     value_range(boundary)

@@ -101,16 +101,23 @@ def _pick_interior(
     return np.stack(np.unravel_index(flat, depth.shape), axis=1)
 
 
-def _mitochondria(
-    labels: np.ndarray,
-    depth: np.ndarray,
-    dark: np.ndarray,
-    p: RenderParams,
-    aniso: float,
-    rng: np.random.Generator,
-) -> None:
+@dataclass
+class OrganelleCanvas:
+    """Where organelles are drawn: the labels, each voxel's distance to its object's wall
+    (``depth``), the darkening painted so far (``dark``), the z anisotropy and the random stream."""
+
+    labels: np.ndarray
+    depth: np.ndarray
+    dark: np.ndarray
+    aniso: float
+    rng: np.random.Generator
+
+
+def _mitochondria(canvas: OrganelleCanvas, p: RenderParams) -> None:
     """Elongated dark ellipsoids with a darker rim (the double membrane), kept inside one object
     and off its membrane."""
+    labels, depth, dark = canvas.labels, canvas.depth, canvas.dark
+    aniso, rng = canvas.aniso, canvas.rng
     count = rng.poisson(p.mito_per_mvox * labels.size / 1e6)
     for centre in _pick_interior(depth, 3.5, count, rng):
         room = float(depth[tuple(centre)])
@@ -136,15 +143,10 @@ def _ring_offsets(radius: float, anisotropy: float) -> np.ndarray:
     return np.stack([zz[shell], yy[shell], xx[shell]], axis=1)
 
 
-def _vesicles(
-    labels: np.ndarray,
-    depth: np.ndarray,
-    dark: np.ndarray,
-    p: RenderParams,
-    aniso: float,
-    rng: np.random.Generator,
-) -> None:
+def _vesicles(canvas: OrganelleCanvas, p: RenderParams) -> None:
     """Clusters of small dark rings (synaptic vesicles, ~40 nm) inside one object."""
+    labels, depth, dark = canvas.labels, canvas.depth, canvas.dark
+    aniso, rng = canvas.aniso, canvas.rng
     count = rng.poisson(p.vesicle_clusters_per_mvox * labels.size / 1e6)
     ring = _ring_offsets(1.8, aniso)
     shape = np.array(labels.shape)
@@ -188,8 +190,9 @@ def render_em(
     depth = edt.edt(labels, anisotropy=(anisotropy, 1.0, 1.0), black_border=False, parallel=1)
     depth = np.minimum(depth, np.float32(1e4))  # a single-object volume has no walls: inf
     dark = np.zeros(labels.shape, dtype=np.float32)
-    _mitochondria(labels, depth, dark, p, anisotropy, rng)
-    _vesicles(labels, depth, dark, p, anisotropy, rng)
+    canvas = OrganelleCanvas(labels, depth, dark, anisotropy, rng)
+    _mitochondria(canvas, p)
+    _vesicles(canvas, p)
     raw -= ndi.gaussian_filter(dark, _sigma(0.6, anisotropy))
     raw -= p.membrane * _membranes(labels, p.membrane_width, anisotropy)
     raw = ndi.gaussian_filter(raw, _sigma(p.blur, anisotropy))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.export.overlay import section_overlay_png
 from pipeline.io.volume import create_volume
 from pipeline.synthetic.labels import make_neurons
 from pipeline.synthetic.render import boundary_gt, render_em
@@ -107,7 +108,5 @@ def preview_png(
 ) -> Path:
     """Save one section side by side: raw, and raw with the labels overlaid. A quick look at
     whether the data is EM-like and the ground truth lines up with it."""
-    from pipeline.overlay import section_overlay_png
-
     z = raw.shape[0] // 2 if z is None else z
     return section_overlay_png(raw[z], {"labels": labels[z]}, path, f"raw, z={z}")

@@ -1,5 +1,7 @@
 """Segmentations over EM, one section as a PNG: the quickest look at whether a result is sane
-(boundaries on membranes, no giant merged objects, no confetti)."""
+(boundaries on membranes, no giant merged objects, no confetti). An export for people, as the
+precomputed layers are one for viewers. matplotlib (about a second to import) loads only when a
+picture is drawn."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.geometry import Roi
+from pipeline.io.volume import open_volume
+from pipeline.seg.ids import mix64
+
 
 def label_colours(ids: np.ndarray) -> np.ndarray:
     """A bright colour per id, the same for an id wherever it appears (a hash of the id, so
     uint64 ids need no table); 0 (background) is black."""
-    from pipeline.seg.ids import mix64
-
     x = mix64(ids)
     rgb = np.stack([(x >> np.uint64(s)) & np.uint64(0xFF) for s in (0, 8, 16)], axis=-1)
     rgb = (40 + rgb.astype(np.uint16) * 215 // 255).astype(np.uint8)
@@ -55,9 +59,6 @@ def volume_overlay_png(
     raw_url: str, labels: Mapping[str, str], path: str | Path, z: int | None = None
 ) -> Path:
     """Like ``section_overlay_png`` for volumes by URL; reads the one section only."""
-    from pipeline.geometry import Roi
-    from pipeline.io.volume import open_volume
-
     raw = open_volume(raw_url)
     z = raw.shape[0] // 2 if z is None else int(z)
     vs, off = raw.voxel_size, raw.offset
