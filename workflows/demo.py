@@ -96,8 +96,8 @@ def run_demo(
     progress: bool = True,
     overrides: list[str] | None = None,
 ) -> DemoSummary:
-    from pipeline.io.volume import open_volume
     from pipeline.export.overlay import volume_overlay_png
+    from pipeline.io.volume import open_volume
     from workflows.run import run_workflow
 
     out = Path(output)

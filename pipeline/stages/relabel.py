@@ -18,8 +18,9 @@ from pipeline.errors import InputError
 from pipeline.io.tables import lut_table, read_json, read_table, threshold_name
 from pipeline.io.volume import create_volume, open_volume
 from pipeline.provenance import provenance
-from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
+from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
+from pipeline.runner.tasks import volume_task
 from pipeline.seg.ids import id_blocks
 
 _LUT_CACHE_SIZE = 8
@@ -134,17 +135,13 @@ def run_relabel(
         },
         exist_ok=True,
     )
-    vs = fvol.voxel_size
-    task = BlockTask(
-        name="relabel",
-        total_roi=fvol.roi,
-        block_shape=tuple(b * v for b, v in zip(block, vs, strict=True)),
-        process=RelabelBlock(fvol.url, lut, out.url, scheme or None),
-        done_url=out.url,
-        params={"fragments": fragments_url, "lut": lut, "digest": meta.get("digest")},
-        voxel_size=vs,
-        write_grid=out.chunk_roi_shape,
-        grid_origin=out.offset,
+    task = volume_task(
+        "relabel",
+        fvol,
+        out,
+        block,
+        RelabelBlock(fvol.url, lut, out.url, scheme or None),
+        {"fragments": fragments_url, "lut": lut, "digest": meta.get("digest")},
     )
     return run_blockwise(task, client=client, progress=progress)
 

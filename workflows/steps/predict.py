@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.errors import ClusterError, InputError
+from pipeline.runner.blockwise import workers_offering
 from pipeline.stages.predict import predict
 from workflows.steps.segmentation import voxels
 from workflows.steps.step import RunContext, Step
@@ -12,10 +13,10 @@ from workflows.steps.step import RunContext, Step
 
 def require_gpu_workers(client: Any) -> None:
     """``cluster.require_gpu``: refuse at once rather than queue inference that never starts."""
-    workers = client.scheduler_info(n_workers=-1).get("workers", {})
-    if not any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers.values()):
+    offering, workers = workers_offering(client, {"GPU": 1})
+    if not offering:
         raise ClusterError(
-            f"the workflow sets cluster.require_gpu, but none of the {len(workers)} worker(s) "
+            f"the workflow sets cluster.require_gpu, but none of the {workers} worker(s) "
             "advertises a GPU: start workers with `dask worker ... --resources GPU=1` (SLURM and "
             "Kubernetes specs in cluster/ do this), or set cluster.require_gpu: false to run on CPU"
         )
