@@ -18,8 +18,8 @@ __getattr__ = LazyApi(
         "fragments": ["run_fragments"],
         "graph": ["run_graph"],
         "predict": ["plan_predict", "predict_array", "run_predict"],
-        "relabel": ["apply_lut", "run_relabel"],
-        "segment": ["run_segment", "run_segmentation"],
+        "relabel": ["apply_lut", "output_for", "relabel_luts", "run_relabel"],
+        "segment": ["run_segment"],
         "warm": ["warm"],
     },
 )
