@@ -32,7 +32,7 @@ class BlockFailures(PetasegError):
         shown = ", ".join(str(b) for b in failed[:20])
         more = f" (and {total_failed - 20} more)" if total_failed > 20 else ""
         first = next(iter(errors.items()), None)
-        detail = f"\n  block {first[0]}: {first[1]}" if first else ""
+        detail = f"\n  block {first[0]}: {first[1].splitlines()[0]}" if first else ""
         super().__init__(
             f"stage '{stage}': {total_failed} block(s) failed after retries: {shown}{more}.{detail}\n"
             "  Those blocks were not marked done; fix the cause and rerun the same command "

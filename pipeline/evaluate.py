@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.geometry import Roi
-from pipeline.io.volume import open_volume
+from pipeline.io.volume import open_input
 
 
 def block_contingency(
@@ -166,7 +166,7 @@ def evaluate_volumes(
 ) -> dict[str, float]:
     """Score two volumes (any URL ``open_volume`` reads) block by block: only one block of each
     and the sparse contingency table are in memory at any time."""
-    seg_vol, gt_vol = open_volume(seg_url), open_volume(gt_url)
+    seg_vol, gt_vol = open_input(seg_url, "evaluate"), open_input(gt_url, "evaluate against")
     if seg_vol.shape != gt_vol.shape:
         raise InputError(
             f"segmentation {seg_url} has shape {seg_vol.shape} but ground truth {gt_url} has "

@@ -12,6 +12,7 @@ from models.spec import ModelSpec
 from models.unet import UNet
 from pipeline.errors import BlockFailures, CheckpointError, InputError
 from pipeline.io.volume import create_volume, open_volume
+from pipeline.provenance import provenance
 from pipeline.stages.predict import plan_predict, predict, predict_array
 from tests.test_predict import tiny_net, write_input
 
@@ -74,13 +75,18 @@ def test_block_smaller_than_the_patch_is_refused(raw_url, tmp_path):
 
 def test_existing_output_of_another_shape_or_dtype_is_refused(raw_url, tmp_path):
     out = str(tmp_path / "o.zarr" / "p")
-    create_volume(out, (16, 32, 32), "float32", (10, 10, 10), chunks=(16, 16, 16))
+    earlier = {"petaseg": provenance("predict", {})}  # an earlier predict output of another grid
+    create_volume(out, (16, 32, 32), "float32", (10, 10, 10), chunks=(16, 16, 16), attrs=earlier)
     with pytest.raises(InputError, match=r"o\.zarr/p exists with .*remove it or write to another"):
         plan_predict(tiny_net(), raw_url, out, patch=(16, 16, 16), dtype="uint8")
     other = str(tmp_path / "o.zarr" / "q")
-    create_volume(other, (16, 32, 48), "uint8", (10, 10, 10), chunks=(16, 16, 16))
+    create_volume(other, (16, 32, 48), "uint8", (10, 10, 10), chunks=(16, 16, 16), attrs=earlier)
     with pytest.raises(InputError, match="exists with"):
         plan_predict(tiny_net(), raw_url, other, patch=(16, 16, 16))
+    theirs = str(tmp_path / "o.zarr" / "theirs")  # the same grid, but not petaseg's
+    create_volume(theirs, (16, 32, 32), "uint8", (10, 10, 10), chunks=(16, 16, 16))
+    with pytest.raises(InputError, match="written by something other than petaseg"):
+        plan_predict(tiny_net(), raw_url, theirs, patch=(16, 16, 16))
 
 
 def test_wrong_channel_count_is_refused(tmp_path):

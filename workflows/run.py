@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.io.tables import tables_root
+from pipeline.io.urls import refuse_overwriting
 from pipeline.provenance import package_version
 from workflows.schema import Stages, Workflow
 from workflows.stage_log import StageLog
@@ -29,6 +30,15 @@ OUTPUTS = (
     "viewer_state",
     "viewer_url",
 )
+
+
+def check_plan_outputs(
+    steps: Sequence[Step], ctx: RunContext, inputs: Sequence[str | None]
+) -> None:
+    """Refuse a plan, before any step runs, when something a step would write is one of the
+    given inputs, lies inside one or holds one."""
+    outputs = [out for step in steps for out in step.outputs(ctx)]
+    refuse_overwriting(outputs, inputs, "this run")
 
 
 def run_steps(
@@ -60,6 +70,7 @@ def workflow_context(wf: Workflow, client: Any, progress: bool) -> RunContext:
         "fragments": f"{out}/fragments",
         "segmentation": segmentation,
         "tables": tables_root(segmentation),
+        "corrects": wf.stages.correct.enabled,
     }
     return RunContext(wf.stages, client, progress, values)
 
@@ -71,6 +82,7 @@ def run_workflow(wf: Workflow, client: Any, progress: bool = True) -> dict[str, 
         correction_model(wf.stages.correct.model)  # a wrong model name fails before any work
     ctx = workflow_context(wf, client, progress)
     plan = plan_of(wf)
+    check_plan_outputs(plan, ctx, [wf.input.raw, wf.input.boundaries, wf.input.ground_truth])
     log = StageLog(ctx.values["output"], [s.name for s in plan])
     run_steps(plan, ctx, log)
     out = ctx.values["output"]
@@ -114,6 +126,7 @@ def segment_boundaries(
             "segmentation": output_url,
         },
     )
+    check_plan_outputs(SEGMENTATION, ctx, [boundaries_url])
     records = run_steps(SEGMENTATION, ctx)
     return {
         "fragments": records["fragments"]["report"],

@@ -23,6 +23,7 @@ from distributed import Client
 from pipeline.errors import InputError
 from pipeline.io.boundary import read_boundary
 from pipeline.io.tables import block_table, read_graph_meta, write_table
+from pipeline.io.urls import refuse_overwriting
 from pipeline.io.volume import open_volume
 from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
@@ -155,7 +156,7 @@ def run_features(
     progress: bool = True,
 ) -> RunReport:
     """Write the feature tables of ``fragments_url`` on the region graph's block grid."""
-
+    refuse_overwriting([root], [fragments_url, raw_url, boundary_url], "correction features")
     meta = read_graph_meta(root)
     fvol = open_volume(fragments_url)
     for what, url in (("raw image", raw_url), ("boundary map", boundary_url)):

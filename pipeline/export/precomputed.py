@@ -40,7 +40,8 @@ from pipeline.export.scales import level_factors
 from pipeline.export.state import read_candidates, state_url, viewer_state, write_point_annotations
 from pipeline.io.cloud import cloudpath
 from pipeline.io.fs import filesystem, join
-from pipeline.io.volume import open_volume
+from pipeline.io.urls import refuse_overwriting
+from pipeline.io.volume import open_input, open_volume
 
 LOCAL_BASE = "http://127.0.0.1:8000"
 
@@ -82,7 +83,7 @@ def export_image(
 ) -> tuple[str, list]:
     """Write ``image_url`` as a multiscale precomputed image layer under ``out``; returns the
     layer's path and the reports of its levels."""
-    vol = open_volume(image_url)
+    vol = open_input(image_url, "export")
     geom = _geometry(vol, chunks)
     factors = level_factors(
         geom.voxel_size, geom.shape, levels_for(geom.shape, geom.chunks, levels)
@@ -106,7 +107,7 @@ def export_segmentation(
     progress: bool = True,
 ) -> tuple[str, list, dict]:
     """Labels (or fragments + ``lut``) -> a multiscale segmentation layer with objects."""
-    vol = open_volume(segmentation_url)
+    vol = open_input(segmentation_url, "export")
     if vol.dtype.kind not in "ui":
         raise InputError(
             f"{segmentation_url} is {vol.dtype}; a segmentation must hold integer labels"
@@ -160,6 +161,7 @@ def export(
         raise InputError("nothing to export: give an image (--image) and/or a segmentation")
     if lut is not None and segmentation_url is None:
         raise InputError("--lut needs the fragments it applies to (--segmentation FRAGMENTS_URL)")
+    refuse_overwriting([out], [image_url, segmentation_url, lut, candidates], "petaseg export")
     if "://" not in out:
         Path(out).mkdir(parents=True, exist_ok=True)
     result = ExportResult(out=out)

@@ -136,7 +136,13 @@ class DataServer:
                 f"refusing to serve {root} on {host}: petaseg serves on 127.0.0.1 only"
             )
         handler = type("Handler", (_Handler,), {"client_dir": str(neuroglancer_client_dir())})
-        self.httpd = _LocalServer((host, port), functools.partial(handler, directory=str(root)))
+        try:
+            self.httpd = _LocalServer((host, port), functools.partial(handler, directory=str(root)))
+        except OSError as e:
+            raise InputError(
+                f"cannot serve {root} on {host}:{port}: {e.strerror or e}; choose another --port "
+                "(0 picks a free one)"
+            ) from None
         self.port = self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}"
         names = ("127.0.0.1", "localhost") if host != "::1" else ("[::1]", "localhost")

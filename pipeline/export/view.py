@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.errors import InputError
 from pipeline.export.precomputed import read_state_file
 from pipeline.export.serve import DataServer
 from pipeline.export.state import rebase_state
@@ -46,7 +47,13 @@ def open_viewer(
     try:
         state = rebase_state(state or saved["state"], saved.get("base", ""), server.url)
         neuroglancer.set_server_bind_address("127.0.0.1", bind_port=viewer_port)
-        viewer = neuroglancer.Viewer()
+        try:
+            viewer = neuroglancer.Viewer()  # starts the viewer's web server
+        except OSError as e:
+            raise InputError(
+                f"cannot start the viewer on 127.0.0.1:{viewer_port}: {e.strerror or e}; choose "
+                "another --viewer-port (0 picks a free one)"
+            ) from None
         server.allow_origin(str(viewer))
         viewer.set_state(neuroglancer.ViewerState(state))
     except Exception:

@@ -15,7 +15,7 @@ from pipeline.io.tables import (
     write_json,
     write_table,
 )
-from pipeline.io.volume import create_volume, exists, open_volume
+from pipeline.io.volume import create_volume, exists, open_input, open_volume
 
 __all__ = [
     "Volume",
@@ -26,6 +26,7 @@ __all__ = [
     "exists",
     "filesystem",
     "join",
+    "open_input",
     "open_volume",
     "read_boundary",
     "read_graph_meta",

@@ -8,6 +8,7 @@ attributes read where present.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,10 @@ from pipeline.io.base import Volume, VolumeLayout
 from pipeline.io.fs import filesystem, storage_options
 
 NGFF_VERSION = "0.5"
+
+
+# errors of our own code, never a damaged store: they are raised as they are
+PROGRAMMING_ERRORS = (IndexError, TypeError, AttributeError, NameError, AssertionError)
 
 
 def _store_url(url: str) -> str:
@@ -207,7 +212,42 @@ class ZarrVolume(Volume):
         return (*lead, *vroi.to_slices())
 
     def _read_voxels(self, vroi: Roi) -> np.ndarray:
-        return np.asarray(self._array[self._index(vroi)])
+        try:
+            return np.asarray(self._array[self._index(vroi)])
+        except PROGRAMMING_ERRORS:
+            raise
+        except Exception as e:
+            damaged = self.damaged_chunks(vroi)
+            if not damaged:
+                raise
+            raise InputError(
+                f"{self.url}: stored chunk(s) {', '.join(damaged)} cannot be decoded "
+                f"({type(e).__name__}: {e}); the data is damaged: restore the chunk(s) from a "
+                "copy, or write the volume again"
+            ) from None
+
+    def damaged_chunks(self, vroi: Roi) -> list[str]:
+        """The store keys of the chunks under ``vroi`` that fail to decode (read one by one)."""
+        grid = tuple(int(c) for c in self._array.chunks[-3:])
+        lead = () if self.channels is None else (0,)
+        first = [b // g for b, g in zip(vroi.begin, grid, strict=True)]
+        last = [(e - 1) // g for e, g in zip(vroi.end, grid, strict=True)]
+        damaged = []
+        for index in itertools.product(
+            *(range(a, b + 1) for a, b in zip(first, last, strict=True))
+        ):
+            box = Roi.from_bounds(
+                [i * g for i, g in zip(index, grid, strict=True)],
+                [min((i + 1) * g, s) for i, g, s in zip(index, grid, self.shape, strict=True)],
+            )
+            try:
+                self._array[self._index(box)]
+            except PROGRAMMING_ERRORS:
+                raise
+            except Exception:
+                key = "/".join(["c", *map(str, (*lead, *index))])
+                damaged.append(f"{self._array.store_path}/{key}")
+        return damaged
 
     def _write_voxels(self, vroi: Roi, data: np.ndarray) -> None:
         self._array[self._index(vroi)] = data

@@ -33,6 +33,7 @@ import numpy as np
 from pipeline.errors import InputError
 from pipeline.geometry import Roi
 from pipeline.io.tables import lut_table, read_json, table_exists, write_json, write_table
+from pipeline.io.urls import refuse_overwriting
 from pipeline.io.volume import open_volume
 from pipeline.lut import Lut, load_lut
 from pipeline.proofread.graph import min_cut, segment_edges
@@ -337,6 +338,9 @@ class EditLog:
         """Write a version as a lookup table in the segment stage's layout (``<out>/*.parquet`` +
         ``meta.json``), which ``petaseg relabel`` and ``petaseg export --lut`` read."""
         version = self.head if version is None else int(version)
+        mine = [str(self.path), str(versions_folder(self.path))]
+        sources = [*mine, self.meta.get("base_lut"), self.meta.get("fragments")]
+        refuse_overwriting([out], sources, "proofread export")
         lut = self.lut(version)
         scheme = None
         if self.meta.get("fragments"):

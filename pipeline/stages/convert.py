@@ -8,7 +8,7 @@ from distributed import Client
 
 from pipeline.errors import InputError
 from pipeline.geometry import Roi
-from pipeline.io.volume import create_volume, open_volume
+from pipeline.io.volume import create_volume, open_input, open_volume
 from pipeline.provenance import provenance
 from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
 from pipeline.runner.cache import cached
@@ -76,7 +76,7 @@ def convert(
 ) -> RunReport:
     """Copy ``src`` (or the part of it in ``roi``, voxels relative to its first voxel) into a
     new volume that keeps the source's world coordinates."""
-    src = open_volume(src_url)
+    src = open_input(src_url, "convert")
     total = src.roi if roi is None else crop_roi(src, roi, src_url)
     shape = tuple(s // v for s, v in zip(total.shape, src.voxel_size, strict=True))
     chunks = tuple(chunks or tuple(min(c, s) for c, s in zip((64, 64, 64), shape, strict=True)))
@@ -91,6 +91,7 @@ def convert(
         channels=src.channels,
         attrs={"petaseg": provenance("convert", {"source": src_url, "roi": _roi_text(roi)})},
         exist_ok=True,
+        sources=[src_url],
     )
     grid_vox = tuple(g // v for g, v in zip(dst.chunk_roi_shape, dst.voxel_size, strict=True))
     block_vox = tuple(block) if block else default_block_shape(grid_vox, shape)

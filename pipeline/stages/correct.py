@@ -31,6 +31,7 @@ from pipeline.correct.features import run_features
 from pipeline.correct.tables import Tables
 from pipeline.correct.train import detect
 from pipeline.errors import InputError
+from pipeline.io.urls import refuse_overwriting
 from pipeline.lut import Lut
 from pipeline.proofread.editlog import EditLog
 
@@ -69,6 +70,14 @@ def run_correct(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Detect, auto-correct and rank errors; returns a summary (what was applied, where)."""
+    sources = [
+        root,
+        fragments_url,
+        raw_url,
+        boundary_url,
+        model if isinstance(model, str) else None,
+    ]
+    refuse_overwriting([log_path, candidates_json], sources, "petaseg correct")
     model = ErrorModel.load(model) if isinstance(model, str) else model
     th = {**model.thresholds, **(thresholds or {})}
     run_features(fragments_url, raw_url, boundary_url, root, client=client, progress=progress)

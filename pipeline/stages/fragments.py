@@ -27,7 +27,8 @@ from distributed import Client
 from pipeline.errors import InputError
 from pipeline.geometry import Roi, in_nm
 from pipeline.io.boundary import read_boundary
-from pipeline.io.volume import Volume, create_volume, exists, open_volume
+from pipeline.io.urls import refuse_overwriting
+from pipeline.io.volume import Volume, create_volume, exists, open_input, open_volume
 from pipeline.provenance import provenance
 from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
@@ -132,7 +133,7 @@ def run_fragments(
     params = params or FragmentParams()
     if params.mode not in ("2d", "3d"):
         raise InputError(f"fragment mode must be '2d' or '3d', got {params.mode!r}")
-    bvol = open_volume(boundaries_url)
+    bvol = open_input(boundaries_url, "segment")
     check_boundary_volume(bvol)
     block = tuple(min(b, s) for b, s in zip(block_shape or DEFAULT_BLOCK, bvol.shape, strict=True))
     ctx = tuple(context if context is not None else DEFAULT_CONTEXT)
@@ -151,6 +152,7 @@ def run_fragments(
         "grid_shape": grid_shape,
         "context": list(ctx),
     }
+    refuse_overwriting([fragments_url], [boundaries_url], "petaseg fragments")
     if exists(fragments_url):
         have = id_scheme(open_volume(fragments_url))
         if have != scheme:
@@ -173,6 +175,7 @@ def run_fragments(
             "petaseg_fragments": scheme,
         },
         exist_ok=True,
+        sources=[boundaries_url],
     )
     task = volume_task(
         "fragments",

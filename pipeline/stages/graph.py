@@ -20,7 +20,8 @@ from distributed import Client
 from pipeline.errors import InputError
 from pipeline.io.boundary import read_boundary
 from pipeline.io.tables import block_table, write_json, write_table
-from pipeline.io.volume import open_volume
+from pipeline.io.urls import refuse_overwriting
+from pipeline.io.volume import open_input, open_volume
 from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
 from pipeline.runner.tasks import grid_task
@@ -84,7 +85,7 @@ class GraphBlock:
 def graph_grid(fragments_url: str, block_shape: Sequence[int] | None = None) -> dict[str, Any]:
     """The block grid of the graph: that of the fragments when they carry petaseg's id scheme
     (so an id's block is known), else ``block_shape`` (voxels) or the default."""
-    fvol = open_volume(fragments_url)
+    fvol = open_input(fragments_url, "build a region graph of")
     if fvol.dtype.kind not in "ui":
         raise InputError(f"fragments {fragments_url} have dtype {fvol.dtype}; expected integers")
     scheme = id_scheme(fvol)
@@ -118,6 +119,7 @@ def run_graph(
     progress: bool = True,
 ) -> RunReport:
     """Write the region graph tables of ``fragments_url`` under ``root`` (resumable)."""
+    refuse_overwriting([root], [fragments_url, boundaries_url], "petaseg graph (tables)")
     meta = graph_grid(fragments_url, block_shape)
     bvol = open_volume(boundaries_url)
     have = (list(bvol.shape), list(bvol.voxel_size), list(bvol.offset))

@@ -31,7 +31,7 @@ from pipeline.geometry import Coord, Roi
 from pipeline.inference.engine import EngineConfig, PatchEngine
 from pipeline.inference.network import ModelSource, pick_device, set_torch_threads
 from pipeline.inference.patch_grid import PatchGrid
-from pipeline.io.volume import Volume, create_volume, open_volume
+from pipeline.io.volume import Volume, create_volume, open_input, open_volume
 from pipeline.provenance import provenance
 from pipeline.runner.blockwise import (
     Block,
@@ -211,7 +211,7 @@ def plan_predict(
     """Check everything, create (or reopen) the output, and return the block task; nothing
     is predicted yet. ``gpu``: the workers advertise a ``GPU`` resource (tasks then ask for it).
     """
-    vin = open_volume(input_url)
+    vin = open_input(input_url, "predict")
     check_input_dtype(vin.dtype, input_url)
     source = ModelSource.resolve(model, spec)
     check_model_input(source, vin, input_url)
@@ -243,6 +243,7 @@ def plan_predict(
         channels=source.spec.out_channels if source.spec.out_channels > 1 else None,
         attrs=output_attrs(source, params, block, cfg.batch_size, input_url),
         exist_ok=True,
+        sources=[input_url],
     )
     return volume_task(
         "predict",

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.io.tables import lut_table, read_json, read_table, threshold_name
-from pipeline.io.volume import create_volume, open_volume
+from pipeline.io.volume import create_volume, open_input, open_volume
 from pipeline.provenance import provenance
 from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
@@ -112,7 +112,7 @@ def run_relabel(
         meta = read_json(f"{lut}/meta.json")
     except FileNotFoundError:
         raise InputError(f"no lookup table at {lut}: run `petaseg segment` first") from None
-    fvol = open_volume(fragments_url)
+    fvol = open_input(fragments_url, "relabel")
     scheme = fvol.attrs.get("petaseg_fragments") or {}
     if (meta.get("scheme") or None) != (scheme or None):
         raise InputError(
@@ -134,6 +134,7 @@ def run_relabel(
             )
         },
         exist_ok=True,
+        sources=[fragments_url, lut],
     )
     task = volume_task(
         "relabel",

@@ -15,6 +15,7 @@ import numpy as np
 
 from pipeline.export.overlay import section_overlay_png
 from pipeline.io.volume import create_volume
+from pipeline.provenance import provenance
 from pipeline.synthetic.labels import make_neurons
 from pipeline.synthetic.render import boundary_gt, render_em
 
@@ -67,7 +68,10 @@ class SyntheticVolume:
             "boundaries": f"{root}/boundaries",
         }
         arrays = {"raw": self.raw, "labels": self.labels, "boundaries": self.boundaries}
-        attrs = {"synthetic": {"seed": self.seed, "anisotropy": self.anisotropy}}
+        attrs = {
+            "synthetic": {"seed": self.seed, "anisotropy": self.anisotropy},
+            "petaseg": provenance("synthetic", {"seed": self.seed, "anisotropy": self.anisotropy}),
+        }
         for name, url in urls.items():
             data = arrays[name]
             vol = create_volume(

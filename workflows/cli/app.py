@@ -30,7 +30,7 @@ from workflows.cli.commands import (
     volumes,
     workflow,
 )
-from workflows.cli.crash import report_crash
+from workflows.cli.crash import log_unraisable, report_crash
 from workflows.cli.exits import INTERRUPTED, known_failure
 from workflows.cli.parsing import ClickError, click_group
 
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    """The ``petaseg`` program: ``main()``, with exceptions Python cannot raise (at exit) logged
+    instead of printed."""
+    sys.unraisablehook = log_unraisable
     sys.exit(main())
 
 

@@ -38,6 +38,18 @@ def write_traceback(error: BaseException, argv: list[str]) -> Path | None:
     return None
 
 
+def log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """``sys.unraisablehook`` of the CLI: an exception Python cannot raise (a remote store's
+    coroutine abandoned when the process ends after an error) goes to a log file, not stderr,
+    so the user sees the one message about the error and no traceback."""
+    error = unraisable.exc_value
+    if error is None:
+        return
+    note = f"unraisable in {unraisable.object!r}: {unraisable.err_msg or ''}"
+    error.add_note(note)
+    write_traceback(error, ["(unraisable)"])
+
+
 def report_crash(error: BaseException, argv: list[str], debug: bool = False) -> int:
     """Print the unexpected ``error`` as one line (its traceback logged) or, with ``debug``,
     its traceback; return the exit code."""

@@ -60,10 +60,10 @@ def chosen_lut(section: CorrectStage, luts: list[dict[str, Any]]) -> dict[str, A
 def correct_step(ctx: RunContext) -> dict[str, Any]:
     section, tables = ctx.stages.correct, ctx.values["tables"]
     chosen = chosen_lut(section, ctx.values["luts"])
-    edit_log = edit_log_path(section, ctx.values["output"])
+    edit_log, candidates = correction_outputs(ctx)
+    edit_log = Path(edit_log)
     fresh_edit_log(edit_log)
     thresholds = {"pair": section.merge_threshold, "split": section.split_threshold}
-    candidates = str(edit_log.parent / "candidates.json")
     report = run_correct(
         tables,
         ctx.values["fragments"],
@@ -94,6 +94,12 @@ def correct_step(ctx: RunContext) -> dict[str, Any]:
     return {**correction, "correction": correction, "voxels": voxels(ctx.values["fragments"])}
 
 
+def correction_outputs(ctx: RunContext) -> list[str]:
+    """The edit log and the ranked candidates beside it."""
+    edit_log = edit_log_path(ctx.stages.correct, ctx.values["output"])
+    return [str(edit_log), str(edit_log.parent / "candidates.json")]
+
+
 def correct_config(ctx: RunContext) -> dict[str, Any]:
     section = ctx.stages.correct
     return {"model": correction_model(section.model), **section.model_dump(exclude={"model"})}
@@ -105,4 +111,5 @@ CORRECT = Step(
     ("correction", "edit_log", "candidates"),
     correct_step,
     config=correct_config,
+    writes=correction_outputs,
 )

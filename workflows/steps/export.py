@@ -17,6 +17,10 @@ def export_target(ctx: RunContext) -> str:
     return ctx.stages.export.path or f"{out[: -len('.zarr')]}.neuroglancer"
 
 
+def export_output(ctx: RunContext) -> list[str]:
+    return [export_target(ctx)]
+
+
 def export_step(ctx: RunContext) -> dict[str, Any]:
     section, target = ctx.stages.export, export_target(ctx)
     final = ctx.values["final_segmentation"]
@@ -50,4 +54,5 @@ EXPORT = Step(
     ("neuroglancer", "viewer_state", "viewer_url"),
     export_step,
     config=export_config,
+    writes=export_output,
 )

@@ -55,10 +55,16 @@ def input_step(ctx: RunContext) -> dict[str, Any]:
     return read_input(ctx.values["input"], ctx.values["output"])
 
 
+def synthetic_output(ctx: RunContext) -> list[str]:
+    """A synthetic input is written into ``<output>/input``; given inputs are only read."""
+    return [f"{ctx.values['output']}/input"] if ctx.values["input"].synthetic else []
+
+
 INPUT = Step(
     "input",
     ("input", "output"),
     ("raw", "boundaries", "ground_truth"),
     input_step,
     config=input_config,
+    writes=synthetic_output,
 )

@@ -28,7 +28,7 @@ def predict_step(ctx: RunContext) -> dict[str, Any]:
         raise InputError("stages.predict.enabled is false but the input has no boundaries")
     if ctx.values.get("require_gpu"):
         require_gpu_workers(ctx.client)
-    target = f"{ctx.values['output']}/boundaries"
+    target = boundaries_output(ctx)[0]
     report = predict(
         ctx.values["model"],
         ctx.values["raw"],
@@ -46,10 +46,19 @@ def predict_step(ctx: RunContext) -> dict[str, Any]:
     return {"boundaries": target, "voxels": voxels(target), "blocks": report.blocks_total}
 
 
+def boundaries_output(ctx: RunContext) -> list[str]:
+    return [f"{ctx.values['output']}/boundaries"]
+
+
 def predict_config(ctx: RunContext) -> dict[str, Any]:
     return {"model": ctx.values["model"], **ctx.stages.predict.model_dump()}
 
 
 PREDICT = Step(
-    "predict", ("raw", "output", "model"), ("boundaries",), predict_step, config=predict_config
+    "predict",
+    ("raw", "output", "model"),
+    ("boundaries",),
+    predict_step,
+    config=predict_config,
+    writes=boundaries_output,
 )

@@ -10,7 +10,7 @@ from pipeline.seg.watershed import FragmentParams
 from pipeline.stages.agglomerate import run_agglomerate
 from pipeline.stages.fragments import run_fragments
 from pipeline.stages.graph import run_graph
-from pipeline.stages.relabel import relabel_luts
+from pipeline.stages.relabel import output_for, relabel_luts
 from pipeline.stages.segment import run_segment
 from workflows.schema import FragmentsStage
 from workflows.steps.step import RunContext, Step
@@ -105,14 +105,31 @@ def relabel_config(ctx: RunContext) -> dict[str, Any]:
     }
 
 
-FRAGMENTS = Step("fragments", ("boundaries",), ("fragments",), fragments)
-GRAPH = Step("graph", ("fragments", "boundaries"), ("tables",), graph)
-AGGLOMERATE = Step("agglomerate", ("tables",), (), agglomerate)
-SEGMENT = Step("segment", ("tables",), ("luts",), segment)
+def segmentation_outputs(ctx: RunContext) -> list[str]:
+    """Every segmentation volume the relabel step will write (one per threshold, and the
+    corrected one when the plan corrects)."""
+    base, thresholds = ctx.values["segmentation"], ctx.stages.segment.thresholds
+    outs = [output_for(base, t, len(thresholds) > 1) for t in thresholds]
+    return outs + ([f"{base.rstrip('/')}_corrected"] if ctx.values.get("corrects") else [])
+
+
+def fragments_output(ctx: RunContext) -> list[str]:
+    return [ctx.values["fragments"]]
+
+
+def tables_output(ctx: RunContext) -> list[str]:
+    return [ctx.values["tables"]]
+
+
+FRAGMENTS = Step("fragments", ("boundaries",), ("fragments",), fragments, writes=fragments_output)
+GRAPH = Step("graph", ("fragments", "boundaries"), ("tables",), graph, writes=tables_output)
+AGGLOMERATE = Step("agglomerate", ("tables",), (), agglomerate, writes=tables_output)
+SEGMENT = Step("segment", ("tables",), ("luts",), segment, writes=tables_output)
 RELABEL = Step(
     "relabel",
     ("fragments", "luts", "segmentation"),
     ("segmentations", "final_segmentation"),
     relabel,
     config=relabel_config,
+    writes=segmentation_outputs,
 )

@@ -33,7 +33,8 @@ class Step:
     """A step of a workflow. ``run(ctx)`` returns the step's record (JSON-able); the keys named in
     ``provides`` become values for the steps after it. What the stage log hashes is the step's
     stage section (``section``, e.g. ``stages.fragments``) or ``config(ctx)``: a changed
-    configuration reruns the step and everything after it."""
+    configuration reruns the step and everything after it. ``writes(ctx)`` names what the step
+    writes, so a plan is checked against its inputs before any step runs."""
 
     name: str
     needs: tuple[str, ...]
@@ -41,11 +42,16 @@ class Step:
     run: Callable[[RunContext], dict[str, Any]]
     section: str | None = None
     config: Callable[[RunContext], Any] | None = None
+    writes: Callable[[RunContext], list[str]] | None = None
 
     def configuration(self, ctx: RunContext) -> Any:
         if self.config is not None:
             return self.config(ctx)
         return getattr(ctx.stages, self.section or self.name).model_dump()
+
+    def outputs(self, ctx: RunContext) -> list[str]:
+        """The volumes, tables and files the step will write (known before it runs)."""
+        return self.writes(ctx) if self.writes is not None else []
 
     def __call__(self, ctx: RunContext) -> dict[str, Any]:
         for name in self.needs:

@@ -72,8 +72,10 @@ def correct_train(
     from pipeline.correct.tables import Tables
     from pipeline.correct.train import label, train_model
     from pipeline.correct.truth import FragmentTruth
+    from pipeline.io.urls import refuse_overwriting
     from pipeline.lut import load_lut
 
+    refuse_overwriting([model], [fragments, raw, boundaries, gt, *lut], "petaseg correct-train")
     with client_for(cluster) as client:
         run_features(fragments, raw, boundaries, tables, client=client)
     t = Tables.read(tables)
