@@ -22,6 +22,8 @@ from workflows.training.data2d import instance_data, preset, semantic_data
 if TYPE_CHECKING:
     from torch import nn
 
+    from models.train2d.data import InstanceSections
+
 
 @dataclass(frozen=True)
 class Train2dRun:
@@ -45,7 +47,9 @@ class Train2dRun:
         """``scale``, or the preset's default downsampling for object tasks."""
         return preset(self.data).scale if self.scale is None else self.scale
 
-    def instances(self, split: str, scale: int, objects: tuple[str, ...] | None = None):
+    def instances(
+        self, split: str, scale: int, objects: tuple[str, ...] | None = None
+    ) -> InstanceSections:
         """The objects of the ``train`` or ``val`` sections (see ``data2d.instance_data``)."""
         return instance_data(self.data, split, self.raw, self.labels, scale, objects=objects)
 
@@ -167,13 +171,15 @@ def run_predict(
     model_path: Path,
     image: str,
     out: Path,
+    *,
     section: int = 0,
-    score: float = 0.5,
     scale: int | None = None,
+    score: float = 0.5,
     threads: int = 1,
 ) -> dict:
-    """Predict one 2D image (a file, or ``section`` of a volume URL) with a ``train2d``
-    checkpoint; write the prediction (JSON, class or instance PNG) and a PNG overlay."""
+    """Predict one 2D image (a file, or ``section`` of a volume URL), downsampled by ``scale``
+    (default: the model's), with a ``train2d`` checkpoint, keeping detections of at least
+    ``score``; write the prediction (JSON, class or instance PNG) and a PNG overlay."""
     from models.checkpoint import TASK_MODELS, load_checkpoint
     from models.train2d.data import downsample
     from models.train2d.overlay import save_overlay

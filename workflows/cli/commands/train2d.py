@@ -141,7 +141,9 @@ def predict2d(
     """Predict one 2D image: writes the prediction (JSON, PNG labels) and a PNG overlay."""
     from workflows.training.train2d import run_predict
 
-    _print(run_predict(model, image, out, section, score, scale, threads))
+    _print(
+        run_predict(model, image, out, section=section, score=score, scale=scale, threads=threads)
+    )
 
 
 group = typer.Typer(help="Train 2D task models on EM sections.", no_args_is_help=True)
