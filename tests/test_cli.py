@@ -1,7 +1,8 @@
 """The ``petaseg`` command line itself: --version, usage errors (exit 2, the usage line, no
 traceback), user errors (exit 2, one line), failed blocks (3), Ctrl-C (130), internal errors
 (exit 1, one line naming a log file with the traceback; --debug prints it), the same mapping for
-scripts, and commands as module-level functions composed in the pipeline's order."""
+scripts, commands as module-level functions composed in the pipeline's order, and commands that
+share one function (the invoked name picks what it does; each shows its own help)."""
 
 from __future__ import annotations
 
@@ -214,3 +215,53 @@ def test_predict_plans_once(tmp_path, monkeypatch, capsys):
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["blocks_run"] == 1
     assert len(resolved) == 1  # the checkpoint is read and hashed once on the client
+
+
+# commands registered from one function: (group, command, the start of its own description)
+SHARED_FUNCTION_COMMANDS = [
+    ("train", "boundary", "Train a 3D boundary U-Net"),
+    ("train", "affinity", "Train a 3D affinity U-Net"),
+    ("train2d", "detect", "Object boxes: two-stage (Faster R-CNN)"),
+    ("train2d", "instance", "Mask R-CNN on our encoder + FPN"),
+    ("proofread", "undo", "Revert the latest edit in effect"),
+    ("proofread", "redo", "Re-apply the latest undone edit"),
+]
+
+
+@pytest.mark.parametrize(("group", "command", "description"), SHARED_FUNCTION_COMMANDS)
+def test_commands_sharing_a_function_describe_themselves(group, command, description, capsys):
+    assert main([group, command, "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"Usage: petaseg {group} {command}" in shown and description in shown
+    for other_group, other, text in SHARED_FUNCTION_COMMANDS:
+        if other_group == group and other != command:
+            assert text not in shown, other
+
+
+def test_the_invoked_name_picks_the_target_and_the_model(tmp_path, monkeypatch, capsys):
+    started = []
+    monkeypatch.setattr(
+        "workflows.training.train3d.run_training", lambda run: started.append(run.target) or {}
+    )
+    monkeypatch.setattr(
+        "workflows.training.train2d.run_detect",
+        lambda run, kind, tile: started.append((kind, run.batch, tile)) or {},
+    )
+    volumes = ["--raw", "r.zarr/raw", "--labels", "l.zarr/labels", "--out", str(tmp_path / "n.pt")]
+    assert main(["train", "affinity", *volumes]) == 0
+    assert main(["train", "boundary", *volumes]) == 0
+    out = ["--out", str(tmp_path / "m.pt")]
+    assert main(["train2d", "detect", *out]) == 0
+    assert main(["train2d", "instance", *out, "--batch", "3"]) == 0
+    assert main(["train2d", "detect", *out, "--model", "grid", "--tile", "128"]) == 0
+    assert started == [
+        "affinity",
+        "boundary",
+        ("two_stage", 2, 256),
+        ("instance", 3, 256),
+        ("grid", 2, 128),
+    ]
+    capsys.readouterr()
+    assert main(["train2d", "instance", *out, "--model", "two_stage"]) == 2
+    assert "--model 'two_stage' is unknown; use one of ['mask_rcnn']" in capsys.readouterr().err
+    assert len(started) == 5

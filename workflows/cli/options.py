@@ -1,5 +1,7 @@
 """What commands share: option declarations (cluster, JSON flag, stage block and context, the
-watershed parameters), Z,Y,X and ROI parsing, the cluster client and JSON printing.
+watershed parameters, the region graph's tables and scoring, the inputs of correction, the edit
+log's author and reason, workflow files and overrides), Z,Y,X and ROI parsing, the cluster
+client, and printing (JSON, one line per threshold).
 
 The declarations are ``Annotated`` types: a command writes ``cluster: Cluster = None`` and its
 function stays a plain Python function with real defaults (callable from a test)."""
@@ -8,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,6 +41,50 @@ SigmaWeights = Annotated[float, typer.Option(help="smoothing of the flooding hei
 Alpha = Annotated[float, typer.Option(help="height = alpha*boundary + (1-alpha)*(1-distance)")]
 MinSize = Annotated[int, typer.Option(help="fragments under this many voxels join a neighbour")]
 Mode = Annotated[str, typer.Option(help="3d, or 2d (one watershed per z-section)")]
+
+# the region graph, its agglomeration and the segmentations at thresholds
+Tables = Annotated[str, typer.Option(help="tables folder (or s3:// prefix) of the region graph")]
+FragmentsArg = Annotated[str, typer.Argument(help="fragments URL")]
+Bins = Annotated[int, typer.Option(help="histogram bins per edge (quantile scoring)")]
+Scoring = Annotated[str, typer.Option(help="mean, median, quantile:0.75")]
+MaxGlobalEdges = Annotated[
+    int, typer.Option(help="above this many edges agglomerate in two levels")
+]
+LocalThreshold = Annotated[
+    float, typer.Option(help="two-level scheme: blockwise merges below this")
+]
+Thresholds = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="merge threshold(s) (default 0.7); repeat or comma-separate for several outputs "
+        "(<output>_t<T>)"
+    ),
+]
+Lut = Annotated[
+    str | None, typer.Option(help="fragment->segment lookup table (.parquet or a folder of them)")
+]
+Chunks = Annotated[str | None, typer.Option(help="output chunks Z,Y,X (default 64,64,64)")]
+
+# what error correction reads beside the tables
+Fragments = Annotated[str, typer.Option(help="fragments volume URL")]
+RawImage = Annotated[str, typer.Option(help="EM image URL (same grid as the fragments)")]
+Boundaries = Annotated[str, typer.Option(help="boundary map URL the fragments came from")]
+
+# proofreading edits
+EditLogFile = Annotated[str, typer.Argument()]
+Author = Annotated[str | None, typer.Option(help="who made the edit (default: the login name)")]
+Reason = Annotated[str, typer.Option(help="why (kept in the log)")]
+ExpectVersion = Annotated[
+    int | None, typer.Option(help="fail if the segments changed since this version")
+]
+
+# workflows
+WorkflowFile = Annotated[str, typer.Argument(help="workflow YAML (see workflows/examples/)")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="override a key of the workflow: stages.predict.overlap=0.25"),
+]
+OutputFolder = Annotated[Path, typer.Option(help="output folder")]
 
 
 def parse_roi(text: str | None, shape: Sequence[int] | None = None) -> Roi | None:
@@ -90,3 +137,11 @@ def client_for(option: str | None) -> contextlib.AbstractContextManager[Client]:
 
 def print_json(obj: dict) -> None:
     print(json.dumps(obj, default=str))
+
+
+def print_per_threshold(rows: Iterable[dict], line: str) -> None:
+    """One line per threshold: ``line`` formatted with each row's keys, e.g.
+    ``"relabel: threshold {threshold:g}: {segments} segments -> {segmentation}"``; a generator
+    prints each row as it comes."""
+    for row in rows:
+        print(line.format_map(row))

@@ -7,26 +7,37 @@ from typing import Annotated
 
 import typer
 
-from workflows.cli.options import AsJson, Cluster, client_for, print_json
+from workflows.cli.options import (
+    AsJson,
+    Boundaries,
+    Cluster,
+    Fragments,
+    Lut,
+    RawImage,
+    Tables,
+    client_for,
+    print_json,
+)
+
+# what correct reads and writes besides the segmentation
+ErrorModel = Annotated[str, typer.Option(help="model file from `petaseg correct-train`")]
+LogFile = Annotated[str, typer.Option(help="edit log (created from --lut if it does not exist)")]
+Candidates = Annotated[str, typer.Option(help="ranked candidates JSON to write")]
+MergeThreshold = Annotated[float | None, typer.Option(help="override the model's pair threshold")]
+SplitThreshold = Annotated[float | None, typer.Option(help="override the model's split threshold")]
 
 
 def correct(
-    tables: Annotated[str, typer.Option(help="tables root of the segmentation (graph/, luts/)")],
-    fragments: Annotated[str, typer.Option(help="fragments volume URL")],
-    raw: Annotated[str, typer.Option(help="EM image URL (same grid as the fragments)")],
-    boundaries: Annotated[str, typer.Option(help="boundary map URL the fragments came from")],
-    model: Annotated[str, typer.Option(help="model file from `petaseg correct-train`")],
-    log: Annotated[str, typer.Option(help="edit log (created from --lut if it does not exist)")],
-    out: Annotated[str, typer.Option(help="ranked candidates JSON to write")],
-    lut: Annotated[
-        str | None, typer.Option(help="lookup table to correct (when the log is new)")
-    ] = None,
-    merge_threshold: Annotated[
-        float | None, typer.Option(help="override the model's pair threshold")
-    ] = None,
-    split_threshold: Annotated[
-        float | None, typer.Option(help="override the model's split threshold")
-    ] = None,
+    tables: Tables,
+    fragments: Fragments,
+    raw: RawImage,
+    boundaries: Boundaries,
+    model: ErrorModel,
+    log: LogFile,
+    out: Candidates,
+    lut: Lut = None,
+    merge_threshold: MergeThreshold = None,
+    split_threshold: SplitThreshold = None,
     cluster: Cluster = None,
     as_json: AsJson = False,
 ) -> None:
@@ -57,10 +68,10 @@ def correct(
 
 
 def correct_train(
-    tables: Annotated[str, typer.Option(help="tables root of a segmented, labelled volume")],
-    fragments: Annotated[str, typer.Option(help="fragments volume URL")],
-    raw: Annotated[str, typer.Option(help="EM image URL")],
-    boundaries: Annotated[str, typer.Option(help="boundary map URL")],
+    tables: Tables,
+    fragments: Fragments,
+    raw: RawImage,
+    boundaries: Boundaries,
     gt: Annotated[str, typer.Option(help="ground-truth neuron ids (0 = unlabelled)")],
     lut: Annotated[list[str], typer.Option(help="lookup table(s) to learn from (repeat)")],
     model: Annotated[str, typer.Option(help="model file to write (.parquet)")],

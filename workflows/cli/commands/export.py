@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from workflows.cli.options import AsJson, Cluster, client_for, parse_zyx, print_json
+from workflows.cli.options import AsJson, Chunks, Cluster, Lut, client_for, parse_zyx, print_json
 
 
 def export(
@@ -20,10 +20,7 @@ def export(
         str | None,
         typer.Option(help="segmentation volume URL, or the fragments when --lut is given"),
     ] = None,
-    lut: Annotated[
-        str | None,
-        typer.Option(help="fragment->segment lookup table (.parquet or a folder of them)"),
-    ] = None,
+    lut: Lut = None,
     candidates: Annotated[
         str | None,
         typer.Option(help="candidates JSON from `petaseg correct`, shown as point annotations"),
@@ -31,7 +28,7 @@ def export(
     levels: Annotated[
         int | None, typer.Option(help="scale levels (default: until one chunk)")
     ] = None,
-    chunks: Annotated[str | None, typer.Option(help="chunk shape Z,Y,X (default 64,64,64)")] = None,
+    chunks: Chunks = None,
     meshes: Annotated[bool, typer.Option(help="write meshes (zmesh)")] = True,
     skeletons: Annotated[bool, typer.Option(help="write skeletons (kimimaro)")] = True,
     min_size: Annotated[

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from pipeline.errors import InputError
-from workflows.cli.options import AsJson, Cluster, client_for, parse_zyx, print_json
+from workflows.cli.options import AsJson, Chunks, Cluster, client_for, parse_zyx, print_json
 
 DTYPES = ("uint8", "float16", "float32")
 
@@ -41,9 +41,7 @@ def predict(
     device: Annotated[
         str, typer.Option(help="auto (GPU when the worker has one), cpu, cuda")
     ] = "auto",
-    chunks: Annotated[
-        str | None, typer.Option(help="output chunks Z,Y,X (default 64 per axis)")
-    ] = None,
+    chunks: Chunks = None,
     cluster: Cluster = None,
     as_json: AsJson = False,
 ) -> None:
@@ -58,12 +56,12 @@ def predict(
         output,
         block=parse_zyx(block, "block"),
         patch=parse_zyx(patch, "patch"),
+        chunks=parse_zyx(chunks, "chunks"),
         overlap=overlap,
         tta=tta,
         dtype=dtype,
         batch_size=batch_size,
         device=device,
-        chunks=parse_zyx(chunks, "chunks"),
     )
     with client_for(cluster) as client:
         report = run_predict(task, client=client)

@@ -9,11 +9,25 @@ from typing import Annotated
 import typer
 
 from pipeline.errors import InputError
-from workflows.cli.options import AsJson, print_json
+from workflows.cli.options import AsJson, Author, EditLogFile, ExpectVersion, Reason, print_json
 
-EditLogFile = Annotated[str, typer.Argument()]
-Author = Annotated[str | None, typer.Option(help="who made the edit (default: the login name)")]
-Reason = Annotated[str, typer.Option(help="why (kept in the log)")]
+# a new edit log: its file, the lookup table it starts from, and where it finds what the
+# lookup table does not name
+NewEditLog = Annotated[
+    str, typer.Argument(help="edit log file to create, e.g. out.proofread.sqlite")
+]
+StartLut = Annotated[str, typer.Option(help="lookup table to start from (e.g. <tables>/luts/t0.5)")]
+LogFragments = Annotated[
+    str | None, typer.Option(help="fragments volume (found from the graph if not given)")
+]
+LogGraph = Annotated[
+    str | None, typer.Option(help="tables root with graph/ (found from --lut if not given)")
+]
+# what proofread export writes
+Version = Annotated[int | None, typer.Option(help="version to export (default: the head)")]
+RelabelUrl = Annotated[
+    str | None, typer.Option(help="also write the segmentation volume to this URL")
+]
 
 
 def parse_point(text: str, what: str) -> list[float]:
@@ -37,14 +51,10 @@ def _print(result, as_json: bool) -> None:
 
 
 def init(
-    log: Annotated[str, typer.Argument(help="edit log file to create, e.g. out.proofread.sqlite")],
-    lut: Annotated[str, typer.Option(help="lookup table to start from (e.g. <tables>/luts/t0.5)")],
-    fragments: Annotated[
-        str | None, typer.Option(help="fragments volume (found from the graph if not given)")
-    ] = None,
-    graph: Annotated[
-        str | None, typer.Option(help="tables root with graph/ (found from --lut if not given)")
-    ] = None,
+    log: NewEditLog,
+    lut: StartLut,
+    fragments: LogFragments = None,
+    graph: LogGraph = None,
     author: Author = None,
 ) -> None:
     """Create an edit log whose version 0 is a copy of LUT."""
@@ -62,9 +72,7 @@ def merge(
     b: Annotated[int, typer.Argument(help="segment id")],
     author: Author = None,
     reason: Reason = "",
-    expect_version: Annotated[
-        int | None, typer.Option(help="fail if the segments changed since this version")
-    ] = None,
+    expect_version: ExpectVersion = None,
     as_json: AsJson = False,
 ) -> None:
     """Merge segments A and B (the result keeps the smaller id)."""
@@ -81,9 +89,7 @@ def split(
     sink: Annotated[list[str], typer.Option(help="Z,Y,X nm of a point on the other side (repeat)")],
     author: Author = None,
     reason: Reason = "",
-    expect_version: Annotated[
-        int | None, typer.Option(help="fail if the segment changed since this version")
-    ] = None,
+    expect_version: ExpectVersion = None,
     as_json: AsJson = False,
 ) -> None:
     """Split SEGMENT by a minimum cut between the source and the sink points."""
@@ -95,24 +101,27 @@ def split(
         _print(el.split(segment, src, snk, author, reason, expect_version), as_json)
 
 
-def undo(
-    log: EditLogFile, author: Author = None, reason: Reason = "", as_json: AsJson = False
+# the commands that replay the log, and their help
+REPLAYS = {
+    "undo": "Revert the latest edit in effect (as a new version).",
+    "redo": "Re-apply the latest undone edit (as a new version).",
+}
+
+
+def replay(
+    ctx: typer.Context,
+    log: EditLogFile,
+    author: Author = None,
+    reason: Reason = "",
+    as_json: AsJson = False,
 ) -> None:
-    """Revert the latest edit in effect (as a new version)."""
+    """``proofread undo`` reverts the latest edit in effect, ``proofread redo`` re-applies the
+    latest undone edit; either is logged as a new version."""
     from pipeline.proofread.editlog import EditLog
 
     with EditLog(log) as el:
-        _print(el.undo(author, reason), as_json)
-
-
-def redo(
-    log: EditLogFile, author: Author = None, reason: Reason = "", as_json: AsJson = False
-) -> None:
-    """Re-apply the latest undone edit (as a new version)."""
-    from pipeline.proofread.editlog import EditLog
-
-    with EditLog(log) as el:
-        _print(el.redo(author, reason), as_json)
+        step = el.undo if ctx.info_name == "undo" else el.redo
+        _print(step(author, reason), as_json)
 
 
 def show_log(
@@ -140,12 +149,8 @@ def show_log(
 def export(
     log: EditLogFile,
     output: Annotated[str, typer.Option(help="folder for the lookup table (fragment, segment)")],
-    version: Annotated[
-        int | None, typer.Option(help="version to export (default: the head)")
-    ] = None,
-    relabel: Annotated[
-        str | None, typer.Option(help="also write the segmentation volume to this URL")
-    ] = None,
+    version: Version = None,
+    relabel: RelabelUrl = None,
     as_json: AsJson = False,
 ) -> None:
     """Write any version as a lookup table (and optionally relabel the fragments with it)."""
@@ -174,7 +179,7 @@ group = typer.Typer(
 group.command()(init)
 group.command()(merge)
 group.command()(split)
-group.command()(undo)
-group.command()(redo)
+for _name, _help in REPLAYS.items():
+    group.command(_name, help=_help)(replay)
 group.command("log")(show_log)
 group.command()(export)

@@ -12,23 +12,43 @@ from pipeline.errors import InputError
 from workflows.cli.options import (
     Alpha,
     AsJson,
+    Bins,
     Cluster,
+    FragmentsArg,
+    LocalThreshold,
+    MaxGlobalEdges,
     MinSize,
     Mode,
+    Scoring,
     SigmaSeeds,
     SigmaWeights,
     StageBlock,
+    Tables,
+    Thresholds,
     WatershedContext,
     WsThreshold,
     client_for,
     parse_zyx,
     print_json,
+    print_per_threshold,
 )
 
 if TYPE_CHECKING:
     from pipeline.seg.watershed import FragmentParams
 
-Scoring = Annotated[str, typer.Option(help="mean, median, quantile:0.75")]
+# where `segment` keeps its intermediate results
+FragmentsOut = Annotated[
+    str | None, typer.Option(help="fragments URL (default <output>_fragments)")
+]
+TablesOut = Annotated[str | None, typer.Option(help="tables folder (default beside the container)")]
+# graph: fragments that `petaseg fragments` did not write; evaluate: label 0 of the ground truth
+ForeignBlock = Annotated[
+    str | None, typer.Option(help="block shape for foreign fragments (voxels)")
+]
+KeepGtZero = Annotated[
+    bool, typer.Option(help="score ground-truth label 0 too (default: ignore it)")
+]
+
 SEGMENT_OPTIONS = {  # workflow key -> the option of `petaseg segment` it comes from
     "segment.thresholds": "--threshold",
     "fragments.threshold": "--ws-threshold",
@@ -100,30 +120,16 @@ def fragment_params(
 def segment(
     boundaries: Annotated[str, typer.Option(help="boundary map (1 = membrane) or affinities URL")],
     output: Annotated[str, typer.Option(help="segmentation Zarr URL, e.g. out.zarr/segmentation")],
-    threshold: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="merge threshold(s) on the mean boundary (default 0.7); repeat or "
-            "comma-separate for several outputs",
-        ),
-    ] = None,
+    threshold: Thresholds = None,
     cluster: Cluster = None,
     block: StageBlock = None,
     context: WatershedContext = None,
-    fragments: Annotated[
-        str | None, typer.Option(help="fragments URL (default <output>_fragments)")
-    ] = None,
-    tables: Annotated[
-        str | None, typer.Option(help="tables folder (default beside the container)")
-    ] = None,
+    fragments: FragmentsOut = None,
+    tables: TablesOut = None,
     scoring: Scoring = "mean",
-    bins: Annotated[int, typer.Option(help="histogram bins per edge (quantile scoring)")] = 32,
-    max_global_edges: Annotated[
-        int, typer.Option(help="above this many edges agglomerate in two levels")
-    ] = 5_000_000,
-    local_threshold: Annotated[
-        float, typer.Option(help="two-level scheme: blockwise merges below this")
-    ] = 0.5,
+    bins: Bins = 32,
+    max_global_edges: MaxGlobalEdges = 5_000_000,
+    local_threshold: LocalThreshold = 0.5,
     ws_threshold: WsThreshold = 0.5,
     sigma_seeds: SigmaSeeds = 2.0,
     sigma_weights: SigmaWeights = 1.0,
@@ -162,11 +168,8 @@ def segment(
     if as_json:
         print_json(result)
     else:
-        for s in result["segmentations"]:
-            print(
-                f"segment: threshold {s['threshold']:g}: {s['segments']} segments from "
-                f"{s['fragments']} fragments -> {s['segmentation']}"
-            )
+        line = "segment: threshold {threshold:g}: {segments} segments from {fragments} fragments"
+        print_per_threshold(result["segmentations"], line + " -> {segmentation}")
 
 
 def fragments(
@@ -199,13 +202,11 @@ def fragments(
 
 
 def graph(
-    fragments: Annotated[str, typer.Argument(help="fragments URL")],
+    fragments: FragmentsArg,
     boundaries: Annotated[str, typer.Argument(help="the boundary map the fragments came from")],
-    tables: Annotated[str, typer.Option(help="folder (or s3:// prefix) for the tables")],
-    bins: Annotated[int, typer.Option(help="histogram bins per edge")] = 32,
-    block: Annotated[
-        str | None, typer.Option(help="block shape for foreign fragments (voxels)")
-    ] = None,
+    tables: Tables,
+    bins: Bins = 32,
+    block: ForeignBlock = None,
     cluster: Cluster = None,
 ) -> None:
     """Region adjacency graph with boundary statistics, one Parquet table per block."""
@@ -217,10 +218,10 @@ def graph(
 
 
 def agglomerate(
-    tables: Annotated[str, typer.Option(help="tables folder written by `petaseg graph`")],
+    tables: Tables,
     scoring: Scoring = "mean",
-    max_global_edges: Annotated[int, typer.Option(help="above this, two-level scheme")] = 5_000_000,
-    local_threshold: Annotated[float, typer.Option(help="two-level: blockwise merges below")] = 0.5,
+    max_global_edges: MaxGlobalEdges = 5_000_000,
+    local_threshold: LocalThreshold = 0.5,
     cluster: Cluster = None,
     as_json: AsJson = False,
 ) -> None:
@@ -233,12 +234,10 @@ def agglomerate(
 
 
 def relabel(
-    fragments: Annotated[str, typer.Argument(help="fragments URL")],
+    fragments: FragmentsArg,
     output: Annotated[str, typer.Argument(help="segmentation Zarr URL (uint64)")],
-    tables: Annotated[str, typer.Option(help="tables folder with merge scores")],
-    threshold: Annotated[
-        list[str] | None, typer.Option(help="threshold(s); several -> <output>_t<T>")
-    ] = None,
+    tables: Tables,
+    threshold: Thresholds = None,
     cluster: Cluster = None,
 ) -> None:
     """Lookup tables at the thresholds (connected components of edges under them), then
@@ -247,20 +246,15 @@ def relabel(
     from pipeline.stages.segment import DEFAULT_THRESHOLD, run_segment
 
     luts = run_segment(tables, parse_thresholds(threshold, DEFAULT_THRESHOLD))
+    line = "relabel: threshold {threshold:g}: {segments} segments -> {segmentation}"
     with client_for(cluster) as client:
-        for s in relabel_luts(fragments, luts, output, client):
-            print(
-                f"relabel: threshold {s['threshold']:g}: "
-                f"{s['segments']} segments -> {s['segmentation']}"
-            )
+        print_per_threshold(relabel_luts(fragments, luts, output, client), line)
 
 
 def evaluate(
     seg: Annotated[str, typer.Argument(help="segmentation URL")],
     gt: Annotated[str, typer.Argument(help="ground-truth URL (same shape)")],
-    keep_gt_zero: Annotated[
-        bool, typer.Option(help="score ground-truth label 0 too (default: ignore it)")
-    ] = False,
+    keep_gt_zero: KeepGtZero = False,
     block: Annotated[str | None, typer.Option(help="block shape Z,Y,X read at a time")] = None,
     as_json: AsJson = False,
 ) -> None:

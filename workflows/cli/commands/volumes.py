@@ -7,7 +7,25 @@ from typing import Annotated
 
 import typer
 
-from workflows.cli.options import AsJson, Cluster, client_for, parse_roi, parse_zyx
+from workflows.cli.options import AsJson, Chunks, Cluster, client_for, parse_roi, parse_zyx
+
+VolumeUrl = Annotated[
+    str,
+    typer.Argument(
+        help="volume URL: out.zarr/raw, s3://..., precomputed://..., f.h5/volumes/raw, stack.tif"
+    ),
+]
+Destination = Annotated[str, typer.Argument(help="Zarr path/s3:// URL or precomputed://...")]
+Shards = Annotated[
+    str | None, typer.Option(help="output shards Z,Y,X (Zarr only; a multiple of chunks)")
+]
+ConvertBlock = Annotated[
+    str | None, typer.Option(help="block shape Z,Y,X in voxels (a multiple of shards/chunks)")
+]
+RoiBox = Annotated[
+    str | None,
+    typer.Option(help="copy only this box z0:z1,y0:y1,x0:x1 (voxels; ':' = whole axis)"),
+]
 
 
 def _human(n: int | None) -> str:
@@ -21,12 +39,7 @@ def _human(n: int | None) -> str:
 
 
 def info(
-    url: Annotated[
-        str,
-        typer.Argument(
-            help="volume URL: out.zarr/raw, s3://..., precomputed://..., f.h5/volumes/raw, stack.tif",
-        ),
-    ],
+    url: VolumeUrl,
     as_json: AsJson = False,
 ) -> None:
     """Shape, dtype, voxel size, offset, chunks/shards and size on disk of a volume."""
@@ -48,22 +61,13 @@ def info(
 
 
 def convert(
-    src: Annotated[str, typer.Argument(help="any readable volume URL")],
-    dst: Annotated[str, typer.Argument(help="Zarr path/s3:// URL or precomputed://...")],
-    chunks: Annotated[
-        str | None, typer.Option(help="output chunks Z,Y,X (default 64,64,64)")
-    ] = None,
-    shards: Annotated[
-        str | None, typer.Option(help="output shards Z,Y,X (Zarr only; a multiple of chunks)")
-    ] = None,
-    block: Annotated[
-        str | None, typer.Option(help="block shape Z,Y,X in voxels (a multiple of shards/chunks)")
-    ] = None,
+    src: VolumeUrl,
+    dst: Destination,
+    chunks: Chunks = None,
+    shards: Shards = None,
+    block: ConvertBlock = None,
     cluster: Cluster = None,
-    roi: Annotated[
-        str | None,
-        typer.Option(help="copy only this box z0:z1,y0:y1,x0:x1 (voxels; ':' = whole axis)"),
-    ] = None,
+    roi: RoiBox = None,
 ) -> None:
     """Copy a volume blockwise into Zarr or precomputed (resumable)."""
     from pipeline.io.volume import open_volume

@@ -4,12 +4,28 @@ or on a running scheduler) and ``petaseg demo`` (the whole pipeline on a synthet
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pipeline.errors import InputError
-from workflows.cli.options import AsJson, client_for, parse_zyx
+from workflows.cli.options import (
+    AsJson,
+    Cluster,
+    OutputFolder,
+    Overrides,
+    WorkflowFile,
+    client_for,
+    parse_zyx,
+    print_per_threshold,
+)
+
+# a run's scores, one line per threshold
+SCORES_LINE = (
+    "  threshold {threshold:g}: VI split {vi_split:.3f} merge {vi_merge:.3f} sum {vi_sum:.3f}, "
+    "adapted Rand {adapted_rand:.3f}"
+)
 
 
 def _load(workflow: str, overrides: list[str] | None, cluster: str | None):
@@ -24,17 +40,14 @@ def _load(workflow: str, overrides: list[str] | None, cluster: str | None):
 
 
 def run(
-    workflow: Annotated[str, typer.Argument(help="workflow YAML (see workflows/examples/)")],
+    workflow: WorkflowFile,
     cluster: Annotated[
         str | None,
         typer.Option(
             help="override the workflow's cluster: local, local:N, threads, tcp://..., tls://..."
         ),
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="override a key: stages.predict.overlap=0.25"),
-    ] = None,
+    set_: Overrides = None,
     as_json: AsJson = False,
 ) -> None:
     """Run a workflow end to end; finished stages are skipped."""
@@ -54,20 +67,16 @@ def run(
     for name, t in summary["stages"].items():
         extra = " (skipped: already done)" if t.get("skipped") else ""
         print(f"  {name:<12} {t.get('seconds', 0):8.2f} s{extra}")
-    for m in summary["metrics"]:
-        print(
-            f"  threshold {m['threshold']:g}: VI split {m['vi_split']:.3f} merge "
-            f"{m['vi_merge']:.3f} sum {m['vi_sum']:.3f}, adapted Rand {m['adapted_rand']:.3f}"
-        )
+    print_per_threshold(summary["metrics"], SCORES_LINE)
 
 
 def submit(
-    workflow: Annotated[str, typer.Argument(help="workflow YAML")],
+    workflow: WorkflowFile,
     scheduler: Annotated[str, typer.Option(help="tcp://host:port or tls://host:port")],
     detach: Annotated[
         bool, typer.Option(help="return at once; follow with `petaseg status OUTPUT`")
     ] = False,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key")] = None,
+    set_: Overrides = None,
 ) -> None:
     """Submit a workflow to a running scheduler (the driver runs on the cluster)."""
     from cluster import open_client
@@ -99,19 +108,14 @@ def status(
 
 
 def demo(
-    output: Annotated[str, typer.Option(help="output folder")] = "petaseg-demo",
+    output: OutputFolder = Path("petaseg-demo"),
     shape: Annotated[str, typer.Option(help="synthetic volume shape Z,Y,X")] = "64,128,128",
     seed: Annotated[int, typer.Option(help="seed of the synthetic volume")] = 0,
     input_url: Annotated[
         str | None, typer.Option("--input", help="run on this volume instead of synthetic data")
     ] = None,
-    cluster: Annotated[
-        str, typer.Option(help="local, local:N, threads, tcp://... or tls://...")
-    ] = "local",
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="override a key of the demo workflow: stages.predict.tta=true"),
-    ] = None,
+    cluster: Cluster = "local",
+    set_: Overrides = None,
 ) -> None:
     """Run the pipeline on a synthetic EM volume (or --input) on an embedded LocalCluster."""
     from workflows.demo import run_demo
