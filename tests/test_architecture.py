@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
+
 PACKAGES = ("pipeline", "models", "workflows", "cluster")
 MAX_FUNCTION_LINES = 80
 

@@ -1,0 +1,197 @@
+"""The served viewer really shows the export: headless Chromium loads the neuroglancer page that
+``petaseg view`` serves on 127.0.0.1, neuroglancer renders the segmentation (and meshes) once
+every chunk is loaded, and the screenshot written to disk is not blank."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from pipeline.export.objects import ObjectParams
+from pipeline.export.precomputed import export
+from pipeline.export.view import open_viewer
+from tests.support.export_data import image_for, voronoi_labels, write_zarr
+from workflows.cli.app import main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory, request):
+    client = request.getfixturevalue("client")
+    tmp = tmp_path_factory.mktemp("view")
+    labels = voronoi_labels((32, 64, 64), n=20, seed=3)
+    img = write_zarr(tmp / "in.zarr" / "raw", image_for(labels))
+    seg = write_zarr(tmp / "in.zarr" / "seg", labels)
+    export(
+        str(tmp / "ng"),
+        image_url=img,
+        segmentation_url=seg,
+        levels=2,
+        chunks=(32, 32, 32),
+        objects=ObjectParams(skeletons=False, min_size=500),
+        client=client,
+        progress=False,
+    )
+    return tmp / "ng"
+
+
+def _browser(url: str, profile, size=(800, 600)) -> subprocess.Popen:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--window-size={size[0]},{size[1]}",
+        # WebGL on the CPU (SwiftShader): --disable-gpu alone would leave no WebGL at all
+        "--use-angle=swiftshader",
+        "--enable-unsafe-swiftshader",
+    ]
+    return subprocess.Popen(
+        [CHROMIUM, *flags, url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def _screenshot(viewer, timeout_s: float):
+    """``viewer.screenshot`` has no timeout: wait in a daemon thread so a browser that never
+    renders fails the test instead of hanging it."""
+    import threading
+
+    box: dict = {}
+
+    def take() -> None:
+        try:
+            box["reply"] = viewer.screenshot(size=[800, 600])
+        except Exception as e:  # noqa: BLE001 - reported below
+            box["error"] = e
+
+    t = threading.Thread(target=take, daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if "error" in box:
+        raise box["error"]
+    if "reply" not in box:
+        pytest.fail(f"headless chromium rendered nothing within {timeout_s} s (WebGL missing?)")
+    return box["reply"]
+
+
+def _colours(pixels: np.ndarray) -> tuple[int, float]:
+    """Distinct RGB colours, and the fraction of pixels that differ from the most common one."""
+    rgb = pixels[..., :3].reshape(-1, 3).astype(np.int64)
+    keys = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+    values, counts = np.unique(keys, return_counts=True)
+    return len(values), 1.0 - counts.max() / counts.sum()
+
+
+@needs_chromium
+@pytest.mark.parametrize("layout", ["xy", "3d"])
+def test_headless_chromium_renders_the_served_segmentation(out, tmp_path, layout):
+    from PIL import Image
+
+    with open_viewer(str(out)) as session:
+        assert session.url.startswith("http://127.0.0.1:")
+        assert session.server.url.startswith("http://127.0.0.1:")
+        with session.viewer.txn() as s:
+            s.layout = layout
+            s.layers["image"].visible = layout == "xy"
+            seg = s.layers["segmentation"]
+            seg.segments = list(range(1, 21))
+            seg.selected_alpha = 0.9  # strong label colours over the image
+        browser = _browser(session.url, tmp_path / "profile")
+        try:
+            # neuroglancer answers once every visible chunk (and mesh) has been drawn
+            reply = _screenshot(session.viewer, timeout_s=180)
+        finally:
+            _stop(browser)
+    png = tmp_path / f"viewer_{layout}.png"
+    png.write_bytes(reply.screenshot.image)
+    pixels = np.asarray(Image.open(png).convert("RGB"))
+    assert pixels.shape == (600, 800, 3)
+    n_colours, covered = _colours(pixels)
+    assert n_colours >= 50, n_colours  # many segment colours and shades, not a flat page
+    assert covered > 0.10, covered  # the data covers a real part of the view
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), b""
+
+
+def test_server_sends_cors_to_the_viewer_only_and_inflates_gzip_chunks(out):
+    from pipeline.export.serve import DataServer
+
+    gz = next((out / "segmentation" / "10_10_10").glob("*.gz"))
+    with DataServer(out) as server:
+        server.allow_origin("http://127.0.0.1:9999/v/1/")
+        url = f"{server.url}/segmentation/10_10_10/{gz.name[:-3]}"
+        status, headers, body = _get(url, {"Origin": "http://127.0.0.1:9999"})
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:9999"
+        assert headers["Content-Encoding"] == "gzip" and body == gz.read_bytes()
+        status, headers, _ = _get(url, {"Origin": "http://evil.example"})
+        assert status == 200 and "Access-Control-Allow-Origin" not in headers
+        status, _, body = _get(f"{server.url}/segmentation/info")
+        assert status == 200 and json.loads(body)["type"] == "segmentation"
+
+
+def test_server_serves_only_files_inside_the_folder_to_local_hosts(out, tmp_path):
+    from pipeline.export.serve import DataServer
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the browser")
+    (out / "link").symlink_to(tmp_path, target_is_directory=True)
+    (out / "leak.txt").symlink_to(secret)
+    try:
+        with DataServer(out) as server:
+            for path in ("/link/secret.txt", "/leak.txt", "/../secret.txt", "/segmentation/"):
+                assert _get(server.url + path)[0] == 404, path  # no links out, no listings
+            for host in ("evil.example", f"evil.example:{server.port}", "127.0.0.1:1"):
+                status, _, _ = _get(f"{server.url}/segmentation/info", {"Host": host})
+                assert status == 403, host  # DNS rebinding: a foreign Host is refused
+            assert (
+                _get(f"{server.url}/segmentation/info", {"Host": f"localhost:{server.port}"})[0]
+                == 200
+            )
+            assert _get(f"{server.url}/ng/")[0] == 200  # the bundled viewer client
+    finally:
+        (out / "link").unlink()
+        (out / "leak.txt").unlink()
+
+
+def test_view_command_prints_local_urls(out, capsys):
+    assert main(["view", str(out), "--seconds", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    assert "data:   http://127.0.0.1:" in printed and "viewer: http://127.0.0.1:" in printed
+    assert main(["view", str(out / "segmentation")]) == 2
+    assert "no viewer_state.json" in capsys.readouterr().err
