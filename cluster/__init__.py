@@ -5,6 +5,7 @@ from cluster.connect import connect, tls_security
 from cluster.errors import ClusterConnectError, ClusterSetupError, ClusterSpecError
 from cluster.kubernetes import daskcluster_manifest, kube_cluster
 from cluster.lifecycle import close_client, open_client
+from cluster.processes import ProcessCluster
 from cluster.slurm import slurm_cluster, slurm_cluster_kwargs, slurm_job_script
 from cluster.spec import ClusterSpec, TlsFiles, parse_cluster_option
 from cluster.tls import make_tls_files
@@ -14,6 +15,7 @@ __all__ = [
     "ClusterSetupError",
     "ClusterSpec",
     "ClusterSpecError",
+    "ProcessCluster",
     "TlsFiles",
     "close_client",
     "connect",

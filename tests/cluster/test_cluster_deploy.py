@@ -14,9 +14,9 @@ from cluster import (
     make_tls_files,
     slurm_job_script,
 )
+from cluster.processes import ProcessCluster
 from pipeline.io.volume import open_volume
 from pipeline.runner.blockwise import run_blockwise
-from tests.support.cluster_procs import ProcCluster
 from tests.support.runner_stages import WritePattern, make_output, make_task, pattern
 
 
@@ -106,7 +106,7 @@ def test_kubernetes_manifest_is_a_valid_daskcluster():
 
 def test_tls_cluster_runs_blocks_survives_a_killed_worker_and_refuses_wrong_certs(tmp_path):
     tls = make_tls_files(tmp_path / "tls")
-    with ProcCluster(tmp_path, tls) as pc:
+    with ProcessCluster(tmp_path, tls) as pc:
         assert pc.address.startswith("tls://127.0.0.1:")
         pc.add_worker("cpu")
         gpu = pc.add_worker("gpu", resources="GPU=1")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from cluster import make_tls_files, open_client
+from cluster.processes import ProcessCluster
 from pipeline.io.volume import open_volume
-from tests.support.cluster_procs import ProcCluster
 from workflows.config import load_config
 from workflows.run import run_workflow
 from workflows.schema import Workflow
@@ -44,7 +44,7 @@ def workflow(out: Path, model: str, cluster: dict) -> Workflow:
 def test_workflow_on_tls_cluster_with_a_killed_worker_equals_local(tmp_path):
     model = "fib-boundary-v1"  # the shipped model: real membranes, a real segmentation
     tls = make_tls_files(tmp_path / "tls")
-    with ProcCluster(tmp_path, tls) as pc:
+    with ProcessCluster(tmp_path, tls) as pc:
         pc.add_worker("cpu")
         pc.add_worker("gpu", resources="GPU=1")
         cpu_worker = pc.workers[0]

@@ -195,3 +195,24 @@ def test_view_command_prints_local_urls(out, capsys):
     assert "data:   http://127.0.0.1:" in printed and "viewer: http://127.0.0.1:" in printed
     assert main(["view", str(out / "segmentation")]) == 2
     assert "no viewer_state.json" in capsys.readouterr().err
+
+
+def test_view_on_a_port_in_use_names_the_option(out, capsys):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        assert main(["view", str(out), "--port", port, "--seconds", "0.1"]) == 2
+        err = capsys.readouterr().err
+        assert f"127.0.0.1:{port}" in err and "choose another --port" in err, err
+        code = "import sys; from workflows.cli.app import entry; sys.argv[0] = 'petaseg'; entry()"
+        args = ["view", str(out), "--viewer-port", port, "--seconds", "0.1"]
+        r = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+        )
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "choose another --viewer-port" in r.stderr, r.stderr

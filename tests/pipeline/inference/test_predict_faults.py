@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cluster.processes import ProcessCluster
 from models.checkpoint import save_checkpoint
 from pipeline.io.volume import open_volume
 from pipeline.runner.done import markers_root
-from tests.support.cluster_procs import ProcCluster
 from tests.support.predict import tiny_net, write_input
 
 ENTRY = "import sys; from workflows.cli.app import entry; sys.argv[0] = 'petaseg'; entry()"
@@ -56,7 +56,7 @@ def test_client_and_worker_killed_mid_predict_resume_byte_identical(tmp_path):
     save_checkpoint(ckpt, tiny_net(5))
     total = 4 * 3 * 3  # blocks of 16 x 32 x 32
     ref, out = str(tmp_path / "ref.zarr" / "p"), str(tmp_path / "out.zarr" / "p")
-    with ProcCluster(tmp_path) as pc:
+    with ProcessCluster(tmp_path) as pc:
         pc.add_worker("a")
         victim = pc.add_worker("b")
         done = subprocess.run(

@@ -1,4 +1,6 @@
-"""Start real ``dask scheduler`` / ``dask worker`` processes on 127.0.0.1 for tests."""
+"""A Dask cluster of real ``dask scheduler`` / ``dask worker`` processes on 127.0.0.1 (each its
+own process, TLS optional), for what must kill one: fault tests and the fault benchmark. Every
+server listens on 127.0.0.1 only; the processes end with the ``with`` block."""
 
 from __future__ import annotations
 
@@ -20,14 +22,17 @@ def tls_args(tls: dict[str, str] | None) -> list[str]:
     return ["--tls-ca-file", tls["ca"], "--tls-cert", tls["cert"], "--tls-key", tls["key"]]
 
 
-class ProcCluster:
+class ProcessCluster:
+    """``with ProcessCluster(folder, tls) as pc:`` a scheduler at ``pc.address``; ``add_worker``
+    starts a worker process, ``kill`` SIGKILLs one."""
+
     def __init__(self, folder: Path, tls: dict[str, str] | None = None):
         self.folder, self.tls = Path(folder), tls
         self.procs: list[subprocess.Popen] = []
         self.workers: list[subprocess.Popen] = []
         self.address = ""
 
-    def __enter__(self) -> ProcCluster:
+    def __enter__(self) -> ProcessCluster:
         sched_file = self.folder / "scheduler.json"
         proto = ["--protocol", "tls"] if self.tls else []
         self.procs.append(
