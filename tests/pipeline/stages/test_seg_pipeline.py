@@ -213,26 +213,17 @@ def test_uint8_is_scaled_and_affinities_accepted(synthetic, tmp_path, client):
     assert c["segmentations"][0]["segments"] > 1
 
 
+def _segment_constant(tmp_path, client, value: float) -> tuple[np.ndarray, dict]:
+    url = _volume(tmp_path, f"c{value:g}", np.full((16, 16, 16), value, np.float32))
+    r = segment(url, str(tmp_path / f"e.zarr/c{value:g}"), [0.5], block=(8, 8, 8), client=client)
+    info = r["segmentations"][0]
+    return open_volume(info["segmentation"]).read(), info
+
+
 def test_all_boundary_gives_empty_segmentation_and_no_boundary_one_segment(tmp_path, client):
-    ones = _volume(tmp_path, "ones", np.ones((16, 16, 16), np.float32))
-    r = segment(
-        ones,
-        str(tmp_path / "e.zarr/a"),
-        [0.5],
-        block=(8, 8, 8),
-        client=client,
-    )
-    assert not open_volume(r["segmentations"][0]["segmentation"]).read().any()
-    assert r["segmentations"][0]["fragments"] == 0
-    zeros = _volume(tmp_path, "zeros", np.zeros((16, 16, 16), np.float32))
-    r = segment(
-        zeros,
-        str(tmp_path / "e.zarr/b"),
-        [0.5],
-        block=(8, 8, 8),
-        client=client,
-    )
-    seg = open_volume(r["segmentations"][0]["segmentation"]).read()
+    seg, info = _segment_constant(tmp_path, client, 1.0)
+    assert not seg.any() and info["fragments"] == 0
+    seg, _ = _segment_constant(tmp_path, client, 0.0)
     assert seg.min() > 0 and len(np.unique(seg)) == 1
 
 
