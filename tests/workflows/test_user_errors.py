@@ -211,3 +211,12 @@ def test_proofread_ids_outside_uint64(tmp_path, capsys):
     capsys.readouterr()
     refused(capsys, ["proofread", "merge", log, "--", "-5", "2"], "-5 is not a segment id")
     refused(capsys, ["proofread", "merge", log, "1", str(2**64)], f"{2**64} is not a segment id")
+
+
+def test_training_never_writes_its_checkpoint_over_the_training_data(tmp_path, capsys):
+    h5 = tmp_path / "data.h5"
+    h5.write_bytes(b"not read: refused before")
+    before = h5.read_bytes()
+    args = ["train", "boundary", "--raw", f"{h5}/volumes/raw", "--labels", f"{h5}/volumes/labels"]
+    refused(capsys, [*args, "--out", str(h5)], "holds the input", "write to another URL")
+    assert h5.read_bytes() == before

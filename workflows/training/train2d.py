@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.io.urls import refuse_overwriting
 from workflows.training.data2d import instance_data, preset, semantic_data
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def _finish(
     task's ``options`` and the batch; return the run's summary."""
     from models.checkpoint import save_checkpoint
 
+    refuse_overwriting([str(run.out), f"{run.out}.metrics.json"], [run.raw, run.labels], "train2d")
     metadata = {"data": run.data, "scale": scale, **options, "batch": run.batch}
     summary = {
         "out": str(run.out),

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import ConfigError, InputError
+from pipeline.io.urls import refuse_overwriting
 from pipeline.io.volume import Volume, open_volume
 
 
@@ -104,6 +105,8 @@ def run_training(run: Train3dRun) -> dict:
     """Read the volumes, split off the held-out sections and train; return the run's summary."""
     from models.volumetric import train
 
+    sources = [run.raw, run.labels, str(run.config) if run.config else None]
+    refuse_overwriting([str(run.out), str(run.plots) if run.plots else None], sources, "train")
     cfg = _training_config(run)
     raw, labels, voxel_size = read_pair(run)
     split = raw.shape[0] - run.val_sections
