@@ -1,7 +1,8 @@
 """SLURM: GPU workers as batch jobs through dask-jobqueue, scaled adaptively.
 
-Each job runs one Dask worker that advertises ``GPU=1`` so inference tasks land there, with
-``--gres=gpu:N`` asking SLURM for the card.
+Each job runs one Dask worker that advertises ``GPU=N`` so inference tasks land there, with
+``--gres=gpu:N`` asking SLURM for the cards (``gpus=0``: CPU workers). A job that ends early
+(cancelled, preempted, out of walltime) is submitted again by the adaptive loop.
 """
 
 from __future__ import annotations
@@ -19,11 +20,23 @@ def slurm_cluster_kwargs(
     python: str | None = None,
     env: list[str] | None = None,
     local_directory: str | None = None,
+    log_directory: str | None = None,
+    interface: str | None = None,
+    dashboard_address: str = ":8787",
+    worker_options: list[str] | None = None,
     scheduler_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Arguments for ``dask_jobqueue.SLURMCluster`` (kept apart so they can be validated)."""
+    """Arguments for ``dask_jobqueue.SLURMCluster`` (kept apart so they can be validated).
+
+    ``env``: lines the job script runs before the worker starts (``export ...``, ``module load
+    ...``); ``log_directory``: where the jobs' output files go (default: the submitting
+    directory); ``interface``: the network interface the scheduler and the workers listen on
+    (``ib0``; ``lo`` on one machine); ``dashboard_address``: the scheduler's dashboard;
+    ``worker_options``: more ``dask worker`` options (``--dashboard-address 127.0.0.1:0``);
+    ``scheduler_options`` replaces the scheduler's options altogether."""
     job_extra = [f"--gres=gpu:{gpus}"] if gpus else []
     worker_args = ["--resources", f"GPU={gpus}"] if gpus else []
+    worker_args += list(worker_options or [])
     kwargs: dict[str, Any] = dict(
         queue=queue,
         account=account,
@@ -34,12 +47,15 @@ def slurm_cluster_kwargs(
         job_extra_directives=job_extra,
         worker_extra_args=worker_args,
         job_script_prologue=list(env or []),
-        scheduler_options=scheduler_options or {"dashboard_address": ":8787"},
+        scheduler_options=scheduler_options or {"dashboard_address": dashboard_address},
     )
-    if python:
-        kwargs["python"] = python
-    if local_directory:
-        kwargs["local_directory"] = local_directory
+    optional = dict(
+        python=python,
+        local_directory=local_directory,
+        log_directory=log_directory,
+        interface=interface,
+    )
+    kwargs.update({k: v for k, v in optional.items() if v})
     return kwargs
 
 
@@ -52,10 +68,12 @@ def slurm_cluster(minimum_jobs: int = 0, maximum_jobs: int = 16, **kwargs: Any):
     return cluster
 
 
-def slurm_job_script(**kwargs: Any) -> str:
-    """The job script SLURM would run for one worker (no SLURM needed to generate it)."""
+def slurm_job_script(minimum_jobs: int = 0, maximum_jobs: int = 16, **kwargs: Any) -> str:
+    """The job script SLURM would run for one worker of ``slurm_cluster(**the same options)``
+    (the job counts do not change it; no SLURM needed to generate it)."""
     from dask_jobqueue import SLURMCluster
 
-    kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})
+    del minimum_jobs, maximum_jobs
+    kwargs.setdefault("scheduler_options", {"dashboard_address": "127.0.0.1:0"})
     with SLURMCluster(**slurm_cluster_kwargs(**kwargs)) as cluster:
         return cluster.job_script()

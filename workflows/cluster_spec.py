@@ -20,6 +20,8 @@ class TlsSpec(Strict):
 
 
 class SlurmSpec(Strict):
+    """One Dask worker per SLURM job (``cluster.slurm_cluster_kwargs`` says what each becomes)."""
+
     queue: str | None = None
     account: str | None = None
     cores: int = Field(8, ge=1)
@@ -28,6 +30,19 @@ class SlurmSpec(Strict):
     walltime: str = "04:00:00"
     minimum_jobs: int = Field(0, ge=0)
     maximum_jobs: int = Field(16, ge=1)
+    python: str | None = Field(None, description="the Python jobs run (default: this one)")
+    env: list[str] = Field(
+        [], description="job script lines before the worker starts (export ..., module load ...)"
+    )
+    local_directory: str | None = Field(None, description="the workers' scratch folder")
+    log_directory: str | None = Field(None, description="the jobs' output files")
+    interface: str | None = Field(
+        None, description="network interface of scheduler and workers (ib0; lo on one machine)"
+    )
+    dashboard_address: str = Field(":8787", description="the scheduler's dashboard")
+    worker_options: list[str] = Field(
+        [], description="more `dask worker` options, e.g. --dashboard-address 127.0.0.1:0"
+    )
 
 
 class KubernetesSpec(Strict):
