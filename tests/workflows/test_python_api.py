@@ -134,9 +134,12 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-def _run_script(folder: Path, source: str) -> subprocess.CompletedProcess:
+def _run_script(folder: Path, inputs: dict[str, str], body: str) -> subprocess.CompletedProcess:
+    """Run ``body`` as a script file in ``folder``, after imports and ``workflow``, a tiny
+    workflow on a ``local`` (process) cluster."""
+    workflow = tiny(inputs, folder / "run.zarr", kind="local")
     script = folder / "script.py"
-    script.write_text(textwrap.dedent(source))
+    script.write_text(SCRIPT_HEAD.format(workflow=workflow) + textwrap.dedent(body))
     return subprocess.run(
         [sys.executable, str(script)],
         cwd=folder,
@@ -157,17 +160,13 @@ workflow = {workflow!r}
 
 
 def test_a_script_without_the_main_guard_runs_on_threads(inputs, tmp_path):
-    workflow = tiny(inputs, tmp_path / "run.zarr", kind="local")
-    done = _run_script(
-        tmp_path,
-        SCRIPT_HEAD.format(workflow=workflow)
-        + """\
-summary = run_workflow(workflow, progress=False)
-print("segments", summary["outputs"]["segmentations"][0]["segments"])
-with open_client("local:1") as client:
-    print("workers in this process", set(client.run(os.getpid).values()) == {os.getpid()})
-""",
-    )
+    script = """\
+        summary = run_workflow(workflow, progress=False)
+        print("segments", summary["outputs"]["segmentations"][0]["segments"])
+        with open_client("local:1") as client:
+            print("workers here", set(client.run(os.getpid).values()) == {os.getpid()})
+        """
+    done = _run_script(tmp_path, inputs, script)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "Nanny" not in done.stderr, done.stderr
     warnings = [line for line in done.stderr.splitlines() if "RuntimeWarning" in line]
@@ -175,24 +174,20 @@ with open_client("local:1") as client:
     assert warnings[0].startswith(f"{tmp_path / 'script.py'}:6: RuntimeWarning: petaseg: ")
     assert 'outside `if __name__ == "__main__":`' in warnings[0]
     assert "running on threads instead" in warnings[0]
-    assert "workers in this process True" in done.stdout
+    assert "workers here True" in done.stdout
     assert int(done.stdout.split()[1]) > 1
 
 
 def test_a_script_with_the_main_guard_keeps_its_worker_processes(inputs, tmp_path):
-    workflow = tiny(inputs, tmp_path / "run.zarr", kind="local")
-    done = _run_script(
-        tmp_path,
-        SCRIPT_HEAD.format(workflow=workflow)
-        + """\
-if __name__ == "__main__":
-    with open_client("local:1") as client:
-        print("workers in this process", set(client.run(os.getpid).values()) == {os.getpid()})
-        summary = run_workflow(workflow, client=client, progress=False)
-    print("segments", summary["outputs"]["segmentations"][0]["segments"])
-""",
-    )
+    script = """\
+        if __name__ == "__main__":
+            with open_client("local:1") as client:
+                print("workers here", set(client.run(os.getpid).values()) == {os.getpid()})
+                summary = run_workflow(workflow, client=client, progress=False)
+            print("segments", summary["outputs"]["segmentations"][0]["segments"])
+        """
+    done = _run_script(tmp_path, inputs, script)
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr and "Traceback" not in done.stderr, done.stderr
-    assert "workers in this process False" in done.stdout
+    assert "workers here False" in done.stdout
     assert int(done.stdout.split()[-1]) > 1
