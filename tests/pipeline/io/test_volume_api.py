@@ -203,7 +203,7 @@ def test_to_dask_reads_on_worker_processes(tmp_path):
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         ) as cluster,
         Client(cluster) as client,
     ):
