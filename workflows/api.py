@@ -41,9 +41,6 @@ def run_workflow(
     if client is not None:
         return run_validated(wf, client, progress)
     with open_client(wf.cluster.spec()) as own:
-        link = getattr(own, "dashboard_link", None)
-        if link and progress:
-            print(f"Dask dashboard: {link}")
         return run_validated(wf, own, progress)
 
 
