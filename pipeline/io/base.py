@@ -1,18 +1,25 @@
 """The Volume interface every format implements: geometry (shape, voxel size, offset, chunks,
 shards in z, y, x), and ``read``/``write`` of ROIs in world units (nm), like neuroglancer and
 daisy, so volumes with different offsets line up without the caller doing voxel arithmetic.
+
+For notebooks a volume also reads numpy-style in voxels (``vol[0:64, 100:200, :]``, equal to
+``read`` of the same box), becomes a lazy dask array (``to_dask``) and prints on one line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.geometry import Coord, Roi
+from pipeline.io.indexing import select_voxels, voxel_box_in_nm
+
+if TYPE_CHECKING:
+    import dask.array
 
 SUPPORTED_DTYPES = {
     np.dtype(t)
@@ -56,6 +63,7 @@ class VolumeLayout:
 class Volume:
     """A 3D (optionally multi-channel) array with voxel size and offset in nm, axes (c,) z, y, x."""
 
+    format: str = "volume"  # the storage format, as a repr names it
     url: str
     mode: str
     shape: Coord  # spatial shape in voxels
@@ -79,6 +87,36 @@ class Volume:
     def roi(self) -> Roi:
         return Roi(
             self.offset, tuple(s * v for s, v in zip(self.shape, self.voxel_size, strict=True))
+        )
+
+    @property
+    def array_shape(self) -> Coord:
+        """The shape of what ``read()`` returns: ``channels`` first where there are channels,
+        then the spatial ``shape`` (z, y, x)."""
+        return self._array_shape(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """numpy-style reading in voxels (``vol[0:64, 100:200, :]``, ``vol[-1]``): integers and
+        slices of step 1 on the axes of ``array_shape``; equal to ``read`` of the same box."""
+        selection = select_voxels(key, self.array_shape, self.url)
+        roi = voxel_box_in_nm(selection.box, self.voxel_size, self.offset)
+        return selection.take(self.read(roi))
+
+    def to_dask(self) -> dask.array.Array:
+        """A lazy dask array of this volume with its chunks (all channels in each chunk); each
+        chunk is read through the volume, which travels to workers as its URL."""
+        from pipeline.io.dask_array import volume_to_dask  # dask.array only where asked for
+
+        return volume_to_dask(self)
+
+    def __repr__(self) -> str:
+        axes = "c,z,y,x" if self.channels is not None else "z,y,x"
+        offset = f" offset={self.offset}nm" if any(self.offset) else ""
+        shards = f" shards={self.shards}" if self.shards else ""
+        return (
+            f"<Volume {self.format} {self.url!r} shape({axes})={self.array_shape} "
+            f"dtype={self.dtype} voxel_size={self.voxel_size}nm{offset} "
+            f"chunks={self.chunks}{shards}>"
         )
 
     @property

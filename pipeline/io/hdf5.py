@@ -16,6 +16,8 @@ H5_URL = re.compile(r"^(?P<file>.+?\.(?:h5|hdf5|hdf))(?:/(?P<dataset>.*))?$")
 
 
 class Hdf5Volume(Volume):
+    format = "hdf5"
+
     @classmethod
     def open(cls, url: str, mode: str = "r") -> Hdf5Volume:
         m = H5_URL.match(url)

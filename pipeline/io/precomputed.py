@@ -19,6 +19,8 @@ def precomputed_exists(url: str) -> bool:
 
 
 class PrecomputedVolume(Volume):
+    format = "precomputed"
+
     @classmethod
     def _wrap(cls, url: str, mode: str, cv) -> PrecomputedVolume:
         vol = cls()

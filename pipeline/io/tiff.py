@@ -16,6 +16,8 @@ from pipeline.io.base import Volume, check_dtype
 
 
 class TiffVolume(Volume):
+    format = "tiff"
+
     @classmethod
     def open(cls, url: str, mode: str = "r") -> TiffVolume:
         path = url[len("file://") :] if url.startswith("file://") else url

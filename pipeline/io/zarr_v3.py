@@ -103,6 +103,8 @@ def _ensure_parent_groups(url: str) -> None:
 
 
 class ZarrVolume(Volume):
+    format = "zarr"
+
     def __init__(
         self, url: str, mode: str, group, array, voxel_size: Coord, offset: Coord, channels
     ):
