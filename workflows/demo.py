@@ -106,7 +106,7 @@ def run_demo(
     summary.files = {
         "raw": urls["raw"],
         "segmentation": urls["final_segmentation"],
-        "overlay": result["overlay"],
+        "overlay": result.get("overlay", ""),
         "summary": result["summary_file"],
     }
     if urls.get("neuroglancer"):
