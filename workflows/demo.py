@@ -6,12 +6,11 @@ workflow (``workflows/examples/demo.yaml``): the shipped boundary model, fragmen
 agglomeration, segmentation, error correction with the shipped correction model, relabel,
 evaluation and the Neuroglancer export. The summary lists each stage's time and throughput, VI and
 adapted Rand where there is ground truth, a PNG of the segmentation over the EM and the viewer
-state to open.
+state to open; ``demo.summary.json`` and ``demo.overlay.png`` beside ``demo.zarr`` hold them.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 
 from workflows.config import load_config
 from workflows.schema import Workflow
+from workflows.summary import metric_lines, write_summary
 
 DEMO_YAML = Path(__file__).resolve().parent / "examples" / "demo.yaml"
 
@@ -51,12 +51,7 @@ class DemoSummary:
             vps = s.get("voxels_per_s")
             rate = f"{vps / 1e6:8.2f} Mvox/s" if vps else " " * 15
             lines.append(f"  {name:<12} {s['seconds']:8.2f} s {rate}")
-        for m in self.metrics:
-            what = "corrected" if m.get("corrected") else f"threshold {m['threshold']:g}"
-            lines.append(
-                f"  {what:<14} VI split {m['vi_split']:.3f} merge {m['vi_merge']:.3f} "
-                f"sum {m['vi_sum']:.3f}, adapted Rand {m['adapted_rand']:.3f}"
-            )
+        lines += metric_lines(self.metrics)
         if self.correction:
             a = self.correction.get("applied", {})
             lines.append(
@@ -96,11 +91,10 @@ def run_demo(
     progress: bool = True,
     overrides: list[str] | None = None,
 ) -> DemoSummary:
-    from pipeline.export.overlay import volume_overlay_png
     from pipeline.io.volume import open_volume
     from workflows.run import run_workflow
 
-    out = Path(output)
+    out = Path(output).resolve()
     out.mkdir(parents=True, exist_ok=True)
     wf = demo_workflow(out, shape, seed, input_url, overrides)
     result = run_workflow(wf, client, progress=progress)
@@ -109,24 +103,19 @@ def run_demo(
     summary = DemoSummary(str(out), raw.shape, raw.voxel_size, stages=result["stages"])
     summary.metrics = result["metrics"]
     summary.correction = result.get("correction") or {}
-    labels = {}
-    first = urls["segmentations"][0]
-    labels[f"segmentation t={first['threshold']:g}"] = first["segmentation"]
-    corrected = [s for s in urls["segmentations"] if s.get("corrected")]
-    if corrected:
-        labels["corrected"] = corrected[0]["segmentation"]
-    if urls.get("ground_truth"):
-        labels["ground truth"] = urls["ground_truth"]
-    png = volume_overlay_png(urls["raw"], labels, out / "overlay.png")
     summary.files = {
         "raw": urls["raw"],
         "segmentation": urls["final_segmentation"],
-        "overlay": str(png),
+        "overlay": result.get("overlay", ""),
+        "summary": result["summary_file"],
     }
     if urls.get("neuroglancer"):
         summary.files["neuroglancer"] = urls["viewer_state"]
         summary.files["view it"] = f"petaseg view {urls['neuroglancer']}"
     if urls.get("edit_log"):
         summary.files["edit log"] = urls["edit_log"]
-    (out / "summary.json").write_text(json.dumps(summary.as_dict(), indent=1, default=str))
+    # one summary: the run's, with what the demo adds (the volume's shape, the files to open)
+    write_summary(
+        {**result, **summary.as_dict(), "output": result["output"]}, Path(result["summary_file"])
+    )
     return summary

@@ -4,9 +4,7 @@ segmentation sub-plan that ``petaseg segment`` runs on a boundary map."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pipeline.io.tables import tables_root
@@ -14,7 +12,15 @@ from pipeline.io.urls import refuse_overwriting
 from pipeline.provenance import package_version
 from workflows.schema import Stages, Workflow
 from workflows.stage_log import StageLog
-from workflows.steps import SEGMENTATION, RunContext, Step, correction_model, plan_of
+from workflows.steps import (
+    SEGMENTATION,
+    RunContext,
+    Step,
+    check_input,
+    correction_model,
+    plan_of,
+)
+from workflows.summary import summary_files, write_overlay, write_summary
 
 OUTPUTS = (
     "raw",
@@ -75,11 +81,21 @@ def workflow_context(wf: Workflow, client: Any, progress: bool) -> RunContext:
     return RunContext(wf.stages, client, progress, values)
 
 
+def check_workflow(wf: Workflow) -> None:
+    """What can be refused before any work (and before a cluster starts): a correction model
+    that does not exist, an input that cannot be opened (named by its key, e.g. input.raw)."""
+    if wf.stages.correct.enabled:
+        correction_model(wf.stages.correct.model)
+    if wf.input.synthetic is None:
+        check_input(wf.input)
+
+
 def run_workflow(wf: Workflow, client: Any, progress: bool = True) -> dict[str, Any]:
     """Run every step of ``wf`` on ``client``; return a summary (step times, outputs, metrics),
-    also written beside a local output as ``<name>.summary.json``."""
-    if wf.stages.correct.enabled:
-        correction_model(wf.stages.correct.model)  # a wrong model name fails before any work
+    also written beside a local output as ``<name>.summary.json`` with ``<name>.overlay.png``.
+    Local paths are recorded absolute; every input is opened before the first step runs."""
+    wf = wf.with_absolute_paths()
+    check_workflow(wf)
     ctx = workflow_context(wf, client, progress)
     plan = plan_of(wf)
     check_plan_outputs(plan, ctx, [wf.input.raw, wf.input.boundaries, wf.input.ground_truth])
@@ -96,9 +112,11 @@ def run_workflow(wf: Workflow, client: Any, progress: bool = True) -> dict[str, 
         "correction": ctx.values.get("correction"),
     }
     if "://" not in out:
-        path = Path(out).parent / f"{Path(out).stem}.summary.json"
-        path.write_text(json.dumps(summary, indent=1, default=str))
-        summary["summary_file"] = str(path)
+        summary_file, overlay_file = summary_files(out)
+        overlay = write_overlay(summary["outputs"], overlay_file)
+        if overlay is not None:
+            summary["overlay"] = str(overlay)
+        summary["summary_file"] = str(write_summary(summary, summary_file))
     return summary
 
 

@@ -6,6 +6,7 @@ silently ignored setting.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
@@ -154,3 +155,35 @@ class Workflow(Strict):
                 "SQLite edit log (or stages.correct.enabled: false)"
             )
         return self
+
+    def with_absolute_paths(self) -> Workflow:
+        """The same workflow with every local path made absolute (relative ones are resolved
+        from the current directory, as they were read), so what a run records (summaries, stage
+        records, provenance) stays true when read from anywhere else."""
+        s = self.stages
+        return self.model_copy(
+            update={
+                "input": self.input.model_copy(
+                    update={k: absolute(getattr(self.input, k)) for k in LOCAL_INPUTS}
+                ),
+                "output": absolute(self.output),
+                "stages": s.model_copy(
+                    update={
+                        "correct": s.correct.model_copy(
+                            update={"edit_log": absolute(s.correct.edit_log)}
+                        ),
+                        "export": s.export.model_copy(update={"path": absolute(s.export.path)}),
+                    }
+                ),
+            }
+        )
+
+
+LOCAL_INPUTS = ("raw", "boundaries", "ground_truth")
+
+
+def absolute(path: str | None) -> str | None:
+    """A local path made absolute; URLs (``s3://``, ``precomputed://``...) and None unchanged."""
+    if path is None or "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))

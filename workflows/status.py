@@ -10,19 +10,34 @@ from typing import Any
 
 from pipeline.io.fs import filesystem
 from pipeline.runner.done import markers_root, progress_of
+from workflows.steps import STEPS
+
+STAGE_ORDER = [step.name for step in STEPS]
+
+
+def pipeline_order(name: str) -> tuple[int, str]:
+    """Sorts stage names in the order a workflow runs them, a sub-stage (``export-objects``)
+    with its stage; others last."""
+    for i, stage in enumerate(STAGE_ORDER):
+        if name == stage or name.startswith(stage + "-"):
+            return (i, name)
+    return (len(STAGE_ORDER), name)
 
 
 def run_status(output: str) -> dict[str, Any]:
+    """The stage records (in pipeline order) and the block progress of every blockwise stage
+    of the run whose output container is ``output``."""
     root = markers_root(output.rstrip("/") + "/x").rsplit("/", 1)[0]
     fs, path = filesystem(root)
     if not fs.exists(path):
         return {"output": output, "stages": {}, "blocks": [], "found": False}
     stages: dict[str, Any] = {}
     if fs.exists(path + "/workflow"):
-        for record in sorted(fs.glob(path + "/workflow/*.json")):
-            with fs.open(record) as f:
+        records = {r.rsplit("/", 1)[-1][:-5]: r for r in fs.glob(path + "/workflow/*.json")}
+        for name in sorted(records, key=pipeline_order):
+            with fs.open(records[name]) as f:
                 saved = json.load(f)
-            stages[record.rsplit("/", 1)[-1][:-5]] = saved.get("timing", {})
+            stages[name] = saved.get("timing", {})
     blocks = []
     for meta in sorted(fs.glob(path + "/**/meta.json")):
         folder = meta.rsplit("/", 1)[0]
@@ -30,6 +45,7 @@ def run_status(output: str) -> dict[str, Any]:
         info = progress_of(prefix + folder)
         info["volume"] = folder[len(path) + 1 :].rsplit("/", 1)[0]
         blocks.append(info)
+    blocks.sort(key=lambda b: (pipeline_order(b["stage"]), b["volume"]))
     return {"output": output, "stages": stages, "blocks": blocks, "found": True}
 
 

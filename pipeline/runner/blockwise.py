@@ -26,7 +26,7 @@ from pipeline.errors import BlockFailures, ClusterError, InputError
 from pipeline.geometry import Coord, Roi, as_coord
 from pipeline.runner.done import DoneMarkers, read_group, write_group
 from pipeline.runner.grid import Block, BlockGrid
-from pipeline.runner.progress import BlockProgress
+from pipeline.runner.progress import BlockProgress, announce_dashboard
 
 __all__ = [
     "Block",
@@ -243,9 +243,7 @@ def run_blockwise(
     client = client if client is not None else current_client()
     _check_resources(client, task)
     if progress:
-        link = getattr(client, "dashboard_link", None)
-        if link:
-            print(f"{task.name}: Dask dashboard at {link}", file=sys.stderr)
+        announce_dashboard(client)
     if max_in_flight is None:
         threads = sum(client.nthreads().values()) or 1
         max_in_flight = max(8, 4 * threads)

@@ -1,4 +1,5 @@
-"""Progress of a blockwise run: blocks done, voxels/s and ETA, on a terminal or as log lines."""
+"""Progress of a blockwise run: blocks done, voxels/s and ETA, on a terminal or as log lines;
+and the Dask dashboard link, announced once per process for each dashboard."""
 
 from __future__ import annotations
 
@@ -6,6 +7,17 @@ import sys
 import time
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+_ANNOUNCED: set[str] = set()
+
+
+def announce_dashboard(client: object) -> None:
+    """Print the client's Dask dashboard link, the first time this process sees that link only:
+    a run of many stages (and sub-stages) on one cluster names it once."""
+    link = getattr(client, "dashboard_link", None)
+    if link and link not in _ANNOUNCED:
+        _ANNOUNCED.add(link)
+        print(f"Dask dashboard: {link}", file=sys.stderr, flush=True)
 
 
 def _fmt_rate(vps: float) -> str:
@@ -32,6 +44,7 @@ class BlockProgress:
         self.voxels = 0
         self.start = time.perf_counter()
         self._last_line = self.start
+        self._printed_counts: tuple[int, int, int] | None = None  # the counts last printed
         self._bar = None
         if enabled and sys.stderr.isatty():
             self._bar = Progress(
@@ -75,10 +88,19 @@ class BlockProgress:
             )
         elif time.perf_counter() - self._last_line >= self.interval:
             self._last_line = time.perf_counter()
-            print(self.line(), file=sys.stderr, flush=True)
+            self._print()
+
+    def _print(self) -> None:
+        """The current line, unless it says what the last printed one said (a one-block stage
+        that finished after ``interval`` seconds printed its final count already)."""
+        counts = (self.done, self.failed, self.total)
+        if counts == self._printed_counts:
+            return
+        self._printed_counts = counts
+        print(self.line(), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
         elif self.enabled:
-            print(self.line(), file=sys.stderr, flush=True)
+            self._print()

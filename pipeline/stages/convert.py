@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from distributed import Client
@@ -58,6 +59,22 @@ def crop_roi(src, roi: Roi, src_url: str) -> Roi:
     )
 
 
+def voxel_roi_of(roi_nm: Roi, src, text: str) -> Roi:
+    """``roi_nm`` (world coordinates in nm, as ``src.roi``) as voxels from the source's first
+    voxel, refused when it does not fall on the voxel grid."""
+    vs, off = src.voxel_size, src.offset
+    begin = [b - o for b, o in zip(roi_nm.begin, off, strict=True)]
+    if any(v % s for v, s in zip([*begin, *roi_nm.shape], [*vs, *vs], strict=True)):
+        raise InputError(
+            f"--roi-nm {text}: the box must fall on the voxel grid: its bounds minus the offset "
+            f"{tuple(off)} nm must be multiples of the voxel size {tuple(vs)} nm"
+        )
+    return Roi(
+        tuple(b // s for b, s in zip(begin, vs, strict=True)),
+        tuple(n // s for n, s in zip(roi_nm.shape, vs, strict=True)),
+    )
+
+
 def _roi_text(roi: Roi | None) -> str | None:
     if roi is None:
         return None
@@ -77,6 +94,7 @@ def convert(
     """Copy ``src`` (or the part of it in ``roi``, voxels relative to its first voxel) into a
     new volume that keeps the source's world coordinates."""
     src = open_input(src_url, "convert")
+    source = os.path.abspath(src_url) if "://" not in src_url else src_url  # recorded absolute
     total = src.roi if roi is None else crop_roi(src, roi, src_url)
     shape = tuple(s // v for s, v in zip(total.shape, src.voxel_size, strict=True))
     chunks = tuple(chunks or tuple(min(c, s) for c, s in zip((64, 64, 64), shape, strict=True)))
@@ -89,7 +107,7 @@ def convert(
         chunks=chunks,
         shards=shards,
         channels=src.channels,
-        attrs={"petaseg": provenance("convert", {"source": src_url, "roi": _roi_text(roi)})},
+        attrs={"petaseg": provenance("convert", {"source": source, "roi": _roi_text(roi)})},
         exist_ok=True,
         sources=[src_url],
     )
@@ -107,7 +125,7 @@ def convert(
         process=CopyBlock(src.url, dst.url),
         done_url=dst.url,
         params={
-            "source": src_url,
+            "source": source,
             "chunks": list(chunks),
             "shards": list(shards or []),
             "roi": _roi_text(roi),

@@ -13,8 +13,11 @@ def test_demo_runs_the_whole_pipeline_on_a_small_synthetic_volume(tmp_path, caps
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "petaseg demo: (32, 64, 64)" in text and "corrected" in text and "petaseg view" in text
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["shape"] == [32, 64, 64]
+    # one summary: the run's, with what the demo adds
+    assert sorted(p.name for p in out.glob("*.json")) == ["demo.summary.json"]
+    summary = json.loads((out / "demo.summary.json").read_text())
+    assert summary["shape"] == [32, 64, 64] and summary["workflow"] == "demo"
+    assert summary["files"]["summary"] == str(out / "demo.summary.json")
     assert list(summary["stages"]) == ALL_STAGES
     # scored against the synthetic ground truth, before and after correction
     metrics = summary["metrics"]
@@ -28,7 +31,8 @@ def test_demo_runs_the_whole_pipeline_on_a_small_synthetic_volume(tmp_path, caps
     assert seg.shape == gt.shape and 5 < len(np.unique(seg)) < 20 * len(np.unique(gt))
     assert best < 2.0, metrics
     # the overlay PNG and a Neuroglancer state pointing at the exported layers
-    assert (out / "overlay.png").stat().st_size > 20_000
+    assert summary["files"]["overlay"] == str(out / "demo.overlay.png")
+    assert (out / "demo.overlay.png").stat().st_size > 20_000
     state = json.loads((out / "demo.neuroglancer/viewer_state.json").read_text())
     names = {layer["name"] for layer in state["state"]["layers"]}
     assert {"image", "segmentation"} <= names

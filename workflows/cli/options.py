@@ -21,7 +21,10 @@ from cluster import open_client, parse_cluster_option
 from pipeline.errors import InputError
 from pipeline.geometry import Roi
 
-CLUSTER_HELP = "local, local:N, threads[:N], tcp://host:port or tls://host:port"
+CLUSTER_HELP = (
+    "local (a worker process per core), local:N, threads (threads in this process), threads:N, "
+    "tcp://host:port or tls://host:port"
+)
 
 Cluster = Annotated[str | None, typer.Option(help=CLUSTER_HELP)]
 AsJson = Annotated[bool, typer.Option("--json", help="print one JSON object")]
@@ -87,30 +90,37 @@ Overrides = Annotated[
 OutputFolder = Annotated[Path, typer.Option(help="output folder")]
 
 
-def parse_roi(text: str | None, shape: Sequence[int] | None = None) -> Roi | None:
-    """``z0:z1,y0:y1,x0:x1`` in voxels; an empty side (``:`` or ``0:``) means the whole axis
-    when ``shape`` is given."""
+def parse_roi(
+    text: str | None,
+    end: Sequence[int] | None = None,
+    unit: str = "voxels",
+    begin: Sequence[int] | None = None,
+) -> Roi | None:
+    """``z0:z1,y0:y1,x0:x1`` (in voxels, or ``unit``); an empty side of ``:`` means the axis's
+    ``begin`` (default 0) or ``end`` (the volume's shape, when given)."""
     if text is None:
         return None
     parts = text.replace(" ", "").split(",")
-    begin, end = [], []
+    lows, highs = [], []
     try:
         if len(parts) != 3:
             raise ValueError
         for axis, part in enumerate(parts):
             lo, hi = part.split(":")
-            begin.append(int(lo) if lo else 0)
+            lows.append(int(lo) if lo else (int(begin[axis]) if begin is not None else 0))
             if hi:
-                end.append(int(hi))
-            elif shape is not None:
-                end.append(int(shape[axis]))
+                highs.append(int(hi))
+            elif end is not None:
+                highs.append(int(end[axis]))
             else:
                 raise ValueError
     except ValueError:
+        option = "--roi" if unit == "voxels" else f"--roi-{unit}"
         raise InputError(
-            f"--roi {text!r}: expected z0:z1,y0:y1,x0:x1 in voxels, e.g. 0:130,0:250,0:250"
+            f"{option} {text!r}: expected z0:z1,y0:y1,x0:x1 in {unit}, e.g. "
+            + ("0:130,0:250,0:250" if unit == "voxels" else "0:1300,0:2500,0:2500")
         ) from None
-    return Roi.from_bounds(begin, end)
+    return Roi.from_bounds(lows, highs)
 
 
 def parse_zyx(text: str | None, name: str) -> tuple[int, int, int] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, PetasegError
 from pipeline.io.volume import open_volume
 from pipeline.synthetic.volume import make_volume
 from workflows.schema import InputSpec
@@ -17,13 +17,21 @@ def check_input(spec: InputSpec) -> None:
     """Open every given input now, so a missing path or a ground truth of another shape is
     refused before hours of prediction, not at the evaluation after them."""
     given = {k: getattr(spec, k) for k in ("raw", "boundaries", "ground_truth")}
-    shapes = {k: tuple(open_volume(v).shape) for k, v in given.items() if v}
+    shapes = {k: opened_shape(f"input.{k}", v) for k, v in given.items() if v}
     if len(set(shapes.values())) > 1:
         raise InputError(
             "the workflow's inputs have different shapes: "
             + ", ".join(f"input.{k} {given[k]} {s}" for k, s in shapes.items())
             + "; give volumes of one grid"
         )
+
+
+def opened_shape(key: str, url: str) -> tuple[int, ...]:
+    """The shape of the volume at ``url``; a problem opening it names the workflow key first."""
+    try:
+        return tuple(open_volume(url).shape)
+    except PetasegError as e:
+        raise InputError(f"{key}: {e}") from None
 
 
 def read_input(spec: InputSpec, output: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from pipeline.errors import InputError
 from workflows.cli.options import AsJson, Chunks, Cluster, client_for, parse_roi, parse_zyx
 
 VolumeUrl = Annotated[
@@ -24,7 +25,17 @@ ConvertBlock = Annotated[
 ]
 RoiBox = Annotated[
     str | None,
-    typer.Option(help="copy only this box z0:z1,y0:y1,x0:x1 (voxels; ':' = whole axis)"),
+    typer.Option(
+        help="copy only this box z0:z1,y0:y1,x0:x1 in VOXELS, counted from the volume's first "
+        "voxel (':' = whole axis)"
+    ),
+]
+RoiNm = Annotated[
+    str | None,
+    typer.Option(
+        help="copy only this box z0:z1,y0:y1,x0:x1 in NM, world coordinates as `petaseg info` "
+        "shows them (offset included; multiples of the voxel size; ':' = whole axis)"
+    ),
 ]
 
 
@@ -68,12 +79,24 @@ def convert(
     block: ConvertBlock = None,
     cluster: Cluster = None,
     roi: RoiBox = None,
+    roi_nm: RoiNm = None,
 ) -> None:
-    """Copy a volume blockwise into Zarr or precomputed (resumable)."""
+    """Copy a volume blockwise into Zarr or precomputed (resumable); --roi (voxels) or --roi-nm
+    (nm) copies a box of it."""
     from pipeline.io.volume import open_volume
     from pipeline.stages.convert import convert as run_convert
+    from pipeline.stages.convert import voxel_roi_of
 
-    box = parse_roi(roi, open_volume(src).shape) if roi else None
+    if roi and roi_nm:
+        raise InputError("give --roi (voxels) or --roi-nm (nm), not both")
+    box = None
+    if roi:
+        box = parse_roi(roi, open_volume(src).shape)
+    elif roi_nm:
+        source = open_volume(src)
+        world = source.roi
+        nm = parse_roi(roi_nm, world.end, "nm", begin=world.begin)
+        box = voxel_roi_of(nm, source, roi_nm)
 
     with client_for(cluster) as client:
         report = run_convert(

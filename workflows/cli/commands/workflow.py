@@ -11,6 +11,7 @@ import typer
 
 from pipeline.errors import InputError
 from workflows.cli.options import (
+    CLUSTER_HELP,
     AsJson,
     Cluster,
     OutputFolder,
@@ -18,13 +19,6 @@ from workflows.cli.options import (
     WorkflowFile,
     client_for,
     parse_zyx,
-    print_per_threshold,
-)
-
-# a run's scores, one line per threshold
-SCORES_LINE = (
-    "  threshold {threshold:g}: VI split {vi_split:.3f} merge {vi_merge:.3f} sum {vi_sum:.3f}, "
-    "adapted Rand {adapted_rand:.3f}"
 )
 
 
@@ -36,29 +30,29 @@ def _load(workflow: str, overrides: list[str] | None, cluster: str | None):
     wf = load_config(Workflow, workflow, overrides or [])
     if cluster:
         wf = wf.model_copy(update={"cluster": ClusterSection.from_option(cluster, wf.cluster.tls)})
-    return wf
+    return wf.with_absolute_paths()  # resolved here, where they were written for
 
 
 def run(
     workflow: WorkflowFile,
     cluster: Annotated[
         str | None,
-        typer.Option(
-            help="override the workflow's cluster: local, local:N, threads, tcp://..., tls://..."
-        ),
+        typer.Option(help=f"override the workflow's cluster: {CLUSTER_HELP}"),
     ] = None,
     set_: Overrides = None,
     as_json: AsJson = False,
 ) -> None:
     """Run a workflow end to end; finished stages are skipped."""
     from cluster import open_client
-    from workflows.run import run_workflow
+    from pipeline.runner.progress import announce_dashboard
+    from workflows.run import check_workflow, run_workflow
+    from workflows.summary import metric_lines
 
     wf = _load(workflow, set_, cluster)
+    check_workflow(wf)  # a missing input is named before a cluster starts or a step runs
     with open_client(wf.cluster.spec()) as client:
-        link = getattr(client, "dashboard_link", None)
-        if link and not as_json:
-            print(f"Dask dashboard: {link}")
+        if not as_json:
+            announce_dashboard(client)
         summary = run_workflow(wf, client, progress=not as_json)
     if as_json:
         print(json.dumps(summary, default=str))
@@ -67,7 +61,11 @@ def run(
     for name, t in summary["stages"].items():
         extra = " (skipped: already done)" if t.get("skipped") else ""
         print(f"  {name:<12} {t.get('seconds', 0):8.2f} s{extra}")
-    print_per_threshold(summary["metrics"], SCORES_LINE)
+    for line in metric_lines(summary["metrics"]):
+        print(line)
+    for key in ("overlay", "summary_file"):
+        if summary.get(key):
+            print(f"  {key.split('_')[0]:<12} {summary[key]}")
 
 
 def submit(
@@ -118,12 +116,11 @@ def demo(
     set_: Overrides = None,
 ) -> None:
     """Run the pipeline on a synthetic EM volume (or --input) on an embedded LocalCluster."""
+    from pipeline.runner.progress import announce_dashboard
     from workflows.demo import run_demo
 
     with client_for(cluster) as client:
-        link = getattr(client, "dashboard_link", None)
-        if link:
-            print(f"Dask dashboard: {link}")
+        announce_dashboard(client)
         summary = run_demo(
             output,
             parse_zyx(shape, "shape"),
