@@ -10,6 +10,8 @@ for any tiling of it, so blockwise output equals a single whole-volume pass up t
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -68,10 +70,23 @@ class PatchEngine:
         # batch 4 no faster but twice the activation memory (measured, 2 cores, this U-Net)
         self.batch_size = config.batch_size or (8 if self.device.type == "cuda" else 2)
         self.transforms = tta.transforms(config.patch, config.tta)
+        self._clock = threading.local()  # per calling thread: Dask threads share an engine
+
+    @property
+    def model_seconds(self) -> float:
+        """Seconds the calling thread has spent in the network's forward passes (GPU work
+        included: the clock stops after a synchronize)."""
+        return getattr(self._clock, "seconds", 0.0)
 
     # ------------------------------------------------------------------------------------------
     def grid(self, shape: Sequence[int]) -> PatchGrid:
         return PatchGrid.build(shape, self.cfg.patch, self.cfg.overlap)
+
+    def input_roi(self, shape: Sequence[int], write: Roi) -> Roi:
+        """The voxels (inside the volume) under every patch that overlaps ``write``: what
+        ``predict`` reads, once."""
+        span = self.grid(shape).span(write)
+        return span.intersect(Roi((0,) * len(shape), tuple(shape)))
 
     def predict(
         self,
@@ -84,10 +99,21 @@ class PatchEngine:
     ) -> np.ndarray:
         """Blended prediction (out_channels, *write.shape), float32, for the voxel ROI ``write``
         of a volume of ``shape`` voxels. ``read`` is called once, for the patches' extent."""
+        inside = self.input_roi(shape, write)
+        return self.predict_input(read(inside), shape, write, name, voxel_size, offset)
+
+    def predict_input(
+        self,
+        raw: np.ndarray,
+        shape: Sequence[int],
+        write: Roi,
+        name: str = "input",
+        voxel_size: Sequence[int] | None = None,
+        offset: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """``predict`` from input already read: ``raw`` holds ``input_roi(shape, write)``."""
         grid = self.grid(shape)
-        span = grid.span(write)
-        inside = span.intersect(Roi((0,) * len(shape), tuple(shape)))
-        raw = read(inside)
+        inside = self.input_roi(shape, write)
         if raw.ndim == len(shape):
             raw = raw[None]
         if raw.shape[0] != self.in_channels:
@@ -141,7 +167,11 @@ class PatchEngine:
             return torch.sigmoid(y) if self.activation == "sigmoid" else y
 
         with FORWARD_LOCK, torch.inference_mode(), autocast:
+            t0 = time.perf_counter()
             y = tta.averaged(run, x, self.transforms)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)  # the model's time, not its queueing
+            self._clock.seconds = self.model_seconds + time.perf_counter() - t0
         if y.shape[1] != self.out_channels or tuple(y.shape[2:]) != tuple(self.cfg.patch):
             raise InputError(
                 f"the network returned shape {tuple(y.shape[1:])} for input patches of "
