@@ -29,32 +29,32 @@ class Prefetcher:
             raise ValueError(f"prefetch depth must be at least 1, got {depth}")
         self.depth = depth
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="petaseg-prefetch")
-        self._pending: OrderedDict[Hashable, Future] = OrderedDict()
+        self._pending: OrderedDict[Hashable, tuple[Future, str]] = OrderedDict()
         self.read_seconds = 0.0  # time the reader thread spent reading
         self.wait_seconds = 0.0  # time callers waited in take() (synchronous reads included)
         self.hits = 0  # takes served by a read submitted earlier
 
-    def submit(self, key: Hashable, read: Callable[[], Any]) -> None:
+    def submit(self, key: Hashable, read: Callable[[], Any], what: str | None = None) -> None:
         """Start reading ``key`` on the reader thread (no-op when it is already there); the
-        oldest read is dropped when ``depth`` are held."""
+        oldest read is dropped when ``depth`` are held. ``what`` names it in errors."""
         if key in self._pending:
             return
         while len(self._pending) >= self.depth:
-            _, old = self._pending.popitem(last=False)
+            _, (old, _) = self._pending.popitem(last=False)
             old.cancel()
-        self._pending[key] = self._pool.submit(self._timed, read)
+        self._pending[key] = (self._pool.submit(self._timed, read), what or f"block {key}")
 
     def take(self, key: Hashable, read: Callable[[], Any]) -> Any:
         """The data of ``key``: the read submitted for it, else ``read()`` now."""
         t0 = time.perf_counter()
         try:
-            fut = self._pending.pop(key, None)
+            fut, what = self._pending.pop(key, (None, ""))
             if fut is None or fut.cancelled():
                 return read()
             try:
                 data = fut.result()
             except BaseException as e:
-                e.add_note(f"(raised while reading ahead the input of block {key})")
+                e.add_note(f"(raised while reading ahead the input of {what})")
                 raise
             self.hits += 1
             return data
@@ -64,7 +64,7 @@ class Prefetcher:
     def clear(self) -> None:
         """Drop every pending or finished read (their data is released)."""
         while self._pending:
-            _, fut = self._pending.popitem(last=False)
+            _, (fut, _) = self._pending.popitem(last=False)
             fut.cancel()
 
     def close(self) -> None:

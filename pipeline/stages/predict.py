@@ -206,9 +206,14 @@ class PredictBlock:
             wait = time.perf_counter() - t0
         else:
             raw, hit, wait = self._take(reads, block, vin, engine, write)
-        pred = engine.predict_input(
-            raw, vin.shape, write, self.input_url, vin.voxel_size, vin.offset
-        )
+        try:
+            pred = engine.predict_input(
+                raw, vin.shape, write, self.input_url, vin.voxel_size, vin.offset
+            )
+        except BaseException:
+            if reads is not None:
+                reads.clear()  # after an error nothing read ahead is kept
+            raise
         data = encode(pred, self.dtype)
         vout.write(block.write_roi, data[0] if vout.channels is None else data)
         record_block(self.run_id, engine.device, start, engine.model_seconds - model0, wait, hit)
@@ -217,16 +222,19 @@ class PredictBlock:
         self, reads: Prefetcher, block: Block, vin: Volume, engine: PatchEngine, write: Roi
     ) -> tuple[np.ndarray, bool, float]:
         """This block's input (read ahead or now), and the next block's read started; on an
-        error nothing read ahead is kept."""
+        error nothing read ahead is kept. Reads are keyed by run and block: a read left by a
+        cancelled task is never taken for another run's block of the same id."""
         hits, waited = reads.hits, reads.wait_seconds
         try:
-            raw = reads.take(block.block_id, partial(read_input, vin, engine, write))
+            key = (self.run_id, block.block_id)
+            raw = reads.take(key, partial(read_input, vin, engine, write))
             following = self.next_block(block)
             if following is None:
                 reads.clear()
             else:
-                ahead = write_voxels(following, vin)
-                reads.submit(following.block_id, partial(read_input, vin, engine, ahead))
+                ahead = partial(read_input, vin, engine, write_voxels(following, vin))
+                what = f"block {following.block_id} of {self.input_url}"
+                reads.submit((self.run_id, following.block_id), ahead, what)
         except BaseException:
             reads.clear()
             raise

@@ -146,3 +146,27 @@ def test_failed_block_drops_what_was_read_ahead(tmp_path, client, raw_url, monke
     monkeypatch.setattr(stage, "read_input", real)
     again = _predict(tiny_net(2), raw_url, out, client, 1)
     assert again.blocks_run == 1
+
+
+def test_a_read_left_ahead_by_one_run_is_never_taken_by_another(tmp_path, raw_url):
+    """Run A's task is cut after block 0 (its read of block 1 is left on the thread); run B on
+    another input then computes its block 1 on the same thread from its own input."""
+    from pipeline.inference.prefetch import thread_prefetcher
+
+    net, opts = tiny_net(2), {"patch": (16, 16, 16), "block": (16, 16, 16), "chunks": (16, 16, 16)}
+    raw = open_volume(raw_url).read()
+    other = write_input(str(tmp_path / "inv.zarr" / "raw"), 255 - raw)
+    a = plan_predict(net, raw_url, str(tmp_path / "a.zarr" / "p"), dtype="float32", **opts)
+    b = plan_predict(net, other, str(tmp_path / "b.zarr" / "p"), dtype="float32", **opts)
+    ref = plan_predict(
+        net, other, str(tmp_path / "r.zarr" / "p"), dtype="float32", prefetch=0, **opts
+    )
+    a.process(a.grid().block(0))
+    assert len(thread_prefetcher(1)) == 1  # A's block 1, read ahead
+    block = b.grid().block(1)
+    b.process(block)
+    ref.process(ref.grid().block(1))
+    got = open_volume(str(tmp_path / "b.zarr" / "p")).read(block.write_roi)
+    want = open_volume(str(tmp_path / "r.zarr" / "p")).read(block.write_roi)
+    assert np.array_equal(got, want)
+    thread_prefetcher(1).clear()
