@@ -7,7 +7,10 @@ one whole-volume sliding-window pass (MONAI's placement and window) up to float 
 worker loads the network once (per-process cache keyed by its checksum), uses as many torch
 threads as it has cores, and runs on its GPU when it has one (tasks then ask for ``GPU: 1``,
 bf16 autocast). Speed without changing the function: batches of patches, channels-last 3D
-memory layout (1.7-1.8x on CPU, measured), batch norms folded into the convolutions.
+memory layout (1.7-1.8x on CPU, measured), batch norms folded into the convolutions. A Dask
+task runs ``PREFETCH_GROUP`` consecutive blocks and reads the next one's input on a background
+thread while the current one computes, so a GPU does not wait on storage; the run's report
+(``PredictReport.timing``) says how busy the network kept the workers.
 
 Output values: probabilities in [0, 1] (or raw logits for networks without an activation),
 stored as uint8 (``round(255 p)``), float16 or float32; ``value_scale``/``value_offset`` in the
