@@ -32,7 +32,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-cuda="$("$PYTHON" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null || echo 0)"
+cuda="$("$PYTHON" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null || echo none)"
 
 plan() {
   cat <<'EOF'
@@ -60,11 +60,17 @@ EOF
 
 if [[ "$DRY" == 1 || "$cuda" != 1 ]]; then
   why="--dry-run given"
-  [[ "$cuda" == 1 ]] || why="no CUDA device (torch.cuda.is_available() is False)"
+  [[ "$cuda" == 0 ]] && why="no CUDA device (torch.cuda.is_available() is False)"
+  [[ "$cuda" == none ]] && why="'$PYTHON' cannot import torch (activate the environment)"
   echo "gpu_check: DRY RUN: $why; nothing below is run or measured."
   echo "On a machine with CUDA this script would run, in under 8 minutes:"
   plan
   exit 0
+fi
+
+if ! command -v petaseg >/dev/null; then
+  echo "gpu_check.sh: 'petaseg' is not on PATH; activate the environment first (. .venv/bin/activate)" >&2
+  exit 2
 fi
 
 status=0
