@@ -17,12 +17,22 @@ thread count and the same patch batch size. ``max_abs_diff`` compares the two ou
 each) over a 1-worker one, on the same blocks (128^3, z 0..128 of the volume to bound the time),
 with the workers warmed first (imports, model, first forward pass: start-up, not throughput).
 
-Set ``PETASEG_BENCH_INFERENCE_CROP=Z,Y,X`` for a quick run on a corner crop.
+``petaseg_busy_fraction`` (and ``busy_fraction_*`` in the scaling detail): the predict stage's
+time in the network over the workers' time on the run (``pipeline.inference.timing``).
+
+GPU section (when CUDA is there; ``"gpu": null`` and the reason otherwise): the predict stage on
+one ``GPU=1`` worker, bf16 autocast, 128^3 blocks read ahead: ``gpu_vps``, ``gpu_busy_fraction``,
+``gpu_peak_mb`` (torch's peak allocated), ``gpu_peak_fraction`` (network FLOPs of every patch
+computed per wall second over the GPU's measured bf16 matmul rate; see benchmarks/gpu_figures).
+
+Set ``PETASEG_BENCH_INFERENCE_CROP=Z,Y,X`` for a quick run on a corner crop, and
+``PETASEG_BENCH_GPU_ONLY=1`` to run only the GPU section.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import subprocess
@@ -30,6 +40,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.gpu_figures import gpu_only, gpu_wanted
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "fib_medulla_flyem" / "fib_medulla_unlabeled_sample1.h5"
@@ -157,6 +169,7 @@ def _run_petaseg(args: dict) -> dict:
         "peak_mb": peak if not processes else None,
         "voxels": int(np.prod(vol.shape)),
         "blocks": report.blocks_run,
+        "busy_fraction": report.timing.get("busy_fraction"),
     }
 
 
@@ -197,48 +210,55 @@ def _flops_per_voxel(net, patch) -> float:
 
 
 def _run_gpu(args: dict) -> dict:
-    """bf16 autocast on the GPU: volume throughput, and achieved FLOP/s (network FLOPs per
-    voxel x patch voxels computed per second) over the GPU's measured bf16 matmul rate."""
-    import h5py
+    """The predict stage on one GPU worker (``GPU=1``, device auto, bf16 autocast, reading
+    ahead): volume voxels/s, the network's busy fraction, peak GPU memory, and achieved FLOP/s
+    (network FLOPs of every patch computed, over the run's wall time) as a fraction of the
+    GPU's measured bf16 matmul rate."""
     import torch
+    from distributed import Client, LocalCluster
 
-    from pipeline.inference.patch_grid import PatchGrid
-    from pipeline.stages.predict import predict_array
+    from benchmarks.gpu_figures import bf16_matmul_flops, flops_per_voxel, patches_computed
+    from pipeline.io.volume import open_volume
+    from pipeline.stages.predict import predict
 
-    dev = torch.device("cuda")
-    n = 8192
-    a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    torch.cuda.synchronize()
-    t0, reps = time.perf_counter(), 20
-    for _ in range(reps):
-        a @ b
-    torch.cuda.synchronize()
-    matmul_rate = 2 * n**3 * reps / (time.perf_counter() - t0)
-    del a, b
-    with h5py.File(args["h5"], "r") as f:
-        raw = f["volumes/raw"][...]
-    kw = dict(patch=args["patch"], overlap=0.5, batch_size=args["batch"], device="cuda")
-    predict_array(args["model"], raw[:64, :128, :128], **kw)  # warm-up (cuDNN autotuning)
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    predict_array(args["model"], raw, **kw)
-    torch.cuda.synchronize()
-    secs = time.perf_counter() - t0
-    patches = PatchGrid.build(raw.shape, args["patch"], 0.5).num_patches
-    patch_vps = patches * float(torch.tensor(args["patch"]).prod()) / secs
-    fpv = _flops_per_voxel(_load_net(args["model"]).to(dev), args["patch"])
+    matmul_rate = bf16_matmul_flops("cuda")
+    opts = dict(patch=args["patch"], overlap=0.5, batch_size=args["batch"], block=args["block"])
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,
+            resources={"GPU": 1},
+        ) as lc,
+        Client(lc) as client,
+    ):  # fmt: skip
+        # warm-up (model load, cuDNN autotuning) on a crop, then the measured run
+        predict(args["model"], args["warm_input"], args["warm_out"], client=client,
+                progress=False, **opts)  # fmt: skip
+        torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        report = predict(
+            args["model"], args["input"], args["out"], client=client, progress=False, **opts
+        )
+        secs = time.perf_counter() - t0
+    shape = open_volume(args["input"]).shape
+    patches = patches_computed(shape, args["patch"], 0.5, args["block"])
+    fpv = flops_per_voxel(_load_net(args["model"]).to("cuda"), args["patch"])
+    flops = patches * math.prod(args["patch"]) * fpv
+    t = report.timing
     return {
-        "gpu_vps": raw.size / secs,
-        "gpu_peak_fraction": patch_vps * fpv / matmul_rate,
+        "gpu_vps": math.prod(shape) / secs,
+        "gpu_peak_fraction": flops / secs / matmul_rate,
+        "gpu_peak_fraction_in_network": flops / t["model_seconds"] / matmul_rate,
+        "gpu_busy_fraction": t["busy_fraction"],
+        "gpu_input_wait_seconds": t["input_wait_seconds"],
+        "gpu_peak_mb": t["gpu_peak_mb"],
         "gpu_bf16_matmul_tflops": matmul_rate / 1e12,
-        "gpu_achieved_tflops": patch_vps * fpv / 1e12,
-        "gpu_peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20,
+        "gpu_achieved_tflops": flops / secs / 1e12,
+        "gpu_devices": t["devices"],
         "gpu_name": torch.cuda.get_device_name(),
         "gpu_batch_size": args["batch"],
+        "gpu_block": args["block"],
+        "gpu_seconds": secs,
+        "gpu_flops_per_voxel": fpv,
     }
 
 
@@ -298,8 +318,6 @@ def _input(tmp: str, crop: tuple[int, ...] | None) -> str:
 def main(json_out: bool = False) -> dict:
     if not DATA.exists():
         return {"skipped": f"real data not available: {DATA}"}
-    import torch
-
     crop_env = os.environ.get("PETASEG_BENCH_INFERENCE_CROP")
     crop = tuple(int(v) for v in crop_env.split(",")) if crop_env else None
     result: dict = {
@@ -318,22 +336,44 @@ def main(json_out: bool = False) -> dict:
         result["model"] = model_note
         url = _input(tmp, crop)
         shape = crop or (250, 250, 250)
-        runs = [_versus_monai(tmp, model, url, crop, shape, overlap) for overlap in OVERLAPS]
-        for key in MAIN_RUN_KEYS:
-            result[key] = runs[0][key]
-        result["runs"] = runs
-        result.update(_layouts(model))
-        result.update(_scaling(tmp, model, url, crop, shape))
-        if torch.cuda.is_available():
-            gpu_args = {"model": model, "patch": list(PATCH), "batch": 8, "threads": THREADS}
-            result["gpu"] = _subprocess("gpu", {**gpu_args, "h5": str(DATA)})
-            result.update({k: v for k, v in result["gpu"].items() if k.startswith("gpu_")})
-        else:
-            result["gpu"] = None
-            result["gpu_reason"] = "no CUDA device on this machine: gpu_vps not measured"
+        if not gpu_only():
+            result.update(_cpu_sections(tmp, model, url, crop, shape))
+        result.update(_gpu_section(tmp, model, url))
     if not json_out:
         print(json.dumps(result, indent=1))
     return result
+
+
+def _cpu_sections(tmp: str, model: str, url: str, crop, shape) -> dict:
+    """Versus MONAI at each overlap, memory layouts, and 2-worker scaling, on the CPU."""
+    result: dict = {}
+    runs = [_versus_monai(tmp, model, url, crop, shape, overlap) for overlap in OVERLAPS]
+    for key in MAIN_RUN_KEYS:
+        result[key] = runs[0][key]
+    result["runs"] = runs
+    result.update(_layouts(model))
+    result.update(_scaling(tmp, model, url, crop, shape))
+    return result
+
+
+def _gpu_section(tmp: str, model: str, url: str) -> dict:
+    """The predict stage on a GPU worker (``_run_gpu``), or ``gpu: null`` and why not."""
+    run, why = gpu_wanted()
+    if not run:
+        return {"gpu": None, "gpu_reason": why}
+    gpu_args = {
+        "model": model,
+        "patch": list(PATCH),
+        "batch": 8,
+        "threads": THREADS,
+        "block": [128, 128, 128],
+        "input": url,
+        "out": os.path.join(tmp, "gpu.zarr", "pred"),
+        "warm_input": _input(os.path.join(tmp, "warm"), (64, 128, 128)),
+        "warm_out": os.path.join(tmp, "gpu-warm.zarr", "pred"),
+    }
+    gpu = _subprocess("gpu", gpu_args)
+    return {"gpu": gpu, **{k: v for k, v in gpu.items() if k.startswith("gpu_")}}
 
 
 MAIN_RUN_KEYS = (
@@ -343,6 +383,7 @@ MAIN_RUN_KEYS = (
     "petaseg_peak_mb",
     "monai_peak_mb",
     "max_abs_diff",
+    "petaseg_busy_fraction",
 )
 
 
@@ -383,6 +424,7 @@ def _versus_monai(
         "petaseg_peak_mb": p["peak_mb"],
         "monai_peak_mb": m["peak_mb"],
         "max_abs_diff": float(np.abs(ours - theirs).max()),
+        "petaseg_busy_fraction": p["busy_fraction"],
     }
 
 
@@ -404,7 +446,7 @@ def _scaling(
     """The same blocks on 1 and 2 single-threaded worker processes."""
     scale_shape = (min(128, shape[0]), *shape[1:])
     scale_url = _input(os.path.join(tmp, "scale"), scale_shape) if crop != scale_shape else url
-    secs = {}
+    secs, busy = {}, {}
     for workers in (1, 2):
         args = {
             "model": model,
@@ -419,7 +461,8 @@ def _scaling(
             "block": [128, 128, 128],
             "warm": True,
         }
-        secs[workers] = _subprocess("petaseg", args)["seconds"]
+        run = _subprocess("petaseg", args)
+        secs[workers], busy[workers] = run["seconds"], run["busy_fraction"]
     return {
         "scaling_2_workers": secs[1] / secs[2],
         "scaling_detail": {
@@ -428,6 +471,8 @@ def _scaling(
             "overlap": 0.25,
             "seconds_1_worker": secs[1],
             "seconds_2_workers": secs[2],
+            "busy_fraction_1_worker": busy[1],
+            "busy_fraction_2_workers": busy[2],
             "cpu_cores": len(os.sched_getaffinity(0)),
             "load_avg_1min": os.getloadavg()[0],
         },

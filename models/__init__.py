@@ -7,6 +7,7 @@ libraries; never the pipeline, workflows or cluster):
 - ``unet``, ``fcn``, ``base``, ``spec``: the volumetric networks and what inference needs of them;
 - ``architectures``, ``checkpoint``, ``legacy``, ``zoo``: every model by name, the one checkpoint
   reader/writer, translation of older configs, the shipped models;
+- ``device``: device names ("auto": the GPU when there is one) and bf16 autocast;
 - ``volumetric``: training and evaluating the volumetric networks;
 - ``tasks``: the 2D task architectures; ``train2d``: their data, training, metrics, prediction.
 
@@ -18,6 +19,7 @@ __all__ = [
     "architectures",
     "base",
     "checkpoint",
+    "device",
     "encoders",
     "errors",
     "fcn",

@@ -51,6 +51,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (and save) after this much wall time; the cosine
     # schedule then follows whichever of iterations / max_minutes runs out first
     augment: dict = field(default_factory=dict)
+    device: str = "auto"  # "auto" (the first GPU when there is one), "cpu", "cuda", "cuda:N"
 
     @classmethod
     def from_dict(cls, d: dict | None) -> TrainConfig:
@@ -68,6 +69,10 @@ class TrainConfig:
         if c.iterations < 1 or c.batch_size < 1:
             raise ConfigError("iterations and batch_size must be at least 1")
         AugmentConfig.from_dict(c.augment)
+        if not isinstance(c.device, str) or not (
+            c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")
+        ):
+            raise ConfigError(f"device={c.device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
         return c
 
     def offsets_or_default(self, ndim: int) -> list[list[int]]:

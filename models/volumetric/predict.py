@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from models.base import Network
+from models.device import autocast
 from models.errors import InputError
 from models.spec import ModelSpec
 
@@ -47,12 +48,13 @@ def predict_volume(
     raw: np.ndarray,
     tile_shape: Sequence[int] | None = None,
     normalized: bool = False,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     precision: str = "fp32",
 ) -> np.ndarray:
     """Probabilities of shape (out_channels, *raw.shape[-ndim:]) for ``raw`` of shape
     (*spatial) or (channels, *spatial); edges are mirror-padded. ``precision="bf16"`` runs the
-    network under bfloat16 autocast (faster, ~3 significant digits)."""
+    network under bfloat16 autocast (faster, ~3 significant digits). ``device``: where the
+    model's weights are by default (it must hold them)."""
     if precision not in ("fp32", "bf16"):
         raise InputError(f"precision={precision!r}; use 'fp32' or 'bf16'")
     spec = model.spec
@@ -63,6 +65,7 @@ def predict_volume(
             f"raw of shape {raw.shape} does not fit a model taking {spec.in_channels} channel(s) "
             f"of {spec.ndim}D data"
         )
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     x = raw if normalized else normalize(raw, spec)
     spatial = x.shape[1:]
     ctx = spec.context
@@ -83,8 +86,7 @@ def predict_volume(
                 slice(s, s + t + 2 * c) for s, t, c in zip(start, tile, ctx, strict=True)
             )
             inp = torch.from_numpy(np.ascontiguousarray(x[src]))[None].to(device)
-            dev = torch.device(device).type
-            with torch.autocast(dev, torch.bfloat16, enabled=precision == "bf16"):
+            with autocast(device, precision):
                 y = model.predict_proba(inp)[0].float().cpu().numpy()
             crop = (slice(None),) + tuple(slice(c, c + t) for c, t in zip(ctx, tile, strict=True))
             dst = (slice(None),) + tuple(slice(s, s + t) for s, t in zip(start, tile, strict=True))

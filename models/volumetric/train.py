@@ -23,6 +23,7 @@ import torch
 from models.architectures import build_model
 from models.base import Network
 from models.checkpoint import VOLUMETRIC_MODELS, read_checkpoint, save_checkpoint
+from models.device import autocast, resolve_device
 from models.errors import InputError
 from models.volumetric.config import TrainConfig
 from models.volumetric.losses import masked_loss
@@ -96,7 +97,7 @@ def start_run(
     if out.exists() and not resume:
         raise InputError(f"{out} exists; pass resume=True (--resume) to continue it, or remove it")
     if not (resume and out.exists()):
-        model = make_model(config, raw)
+        model = make_model(config, raw).to(resolve_device(config.device))
         history = {"iteration": [], "loss": [], "val": [], "seconds": 0.0}
         return Run(config, model, _adam(model, config), history)
     state = read_checkpoint(out, family=VOLUMETRIC_MODELS)
@@ -107,6 +108,7 @@ def start_run(
         config = TrainConfig.from_dict({**ts["config"], **overrides})
     model = build_model(state["architecture"], state["config"])
     model.load_state_dict(state["state_dict"])
+    model.to(resolve_device(config.device))  # before the optimiser: its state follows the weights
     start = int(ts["iteration"])
     log(f"resuming {out} at iteration {start} of {config.iterations}")
     optimizer = _adam(model, config)
@@ -133,8 +135,9 @@ def train_step(run: Run, batch: tuple[torch.Tensor, ...], lr: float) -> float:
     """One optimiser step on ``batch`` (crops, targets, masks) at ``lr``; the batch loss."""
     for g in run.optimizer.param_groups:
         g["lr"] = lr
-    x, y, m = batch
-    with torch.autocast("cpu", torch.bfloat16, enabled=run.config.precision == "bf16"):
+    device = next(run.model.parameters()).device
+    x, y, m = (t.to(device, non_blocking=True) for t in batch)
+    with autocast(device, run.config.precision):
         logits = run.model(x)
     loss = masked_loss(run.config.loss, logits.float(), y, m)
     run.optimizer.zero_grad(set_to_none=True)
@@ -247,6 +250,7 @@ def train(
         "history": run.history,
         "model": run.model,
         "out": str(out),
+        "device": str(next(run.model.parameters()).device),
     }
 
 

@@ -7,7 +7,10 @@ one whole-volume sliding-window pass (MONAI's placement and window) up to float 
 worker loads the network once (per-process cache keyed by its checksum), uses as many torch
 threads as it has cores, and runs on its GPU when it has one (tasks then ask for ``GPU: 1``,
 bf16 autocast). Speed without changing the function: batches of patches, channels-last 3D
-memory layout (1.7-1.8x on CPU, measured), batch norms folded into the convolutions.
+memory layout (1.7-1.8x on CPU, measured), batch norms folded into the convolutions. A Dask
+task runs ``PREFETCH_GROUP`` consecutive blocks and reads the next one's input on a background
+thread while the current one computes, so a GPU does not wait on storage; the run's report
+(``PredictReport.timing``) says how busy the network kept the workers.
 
 Output values: probabilities in [0, 1] (or raw logits for networks without an activation),
 stored as uint8 (``round(255 p)``), float16 or float32; ``value_scale``/``value_offset`` in the
@@ -17,8 +20,12 @@ attributes turn stored values back into probabilities: ``p = stored * scale + of
 from __future__ import annotations
 
 import os
+import sys
+import time
+import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -31,10 +38,13 @@ from pipeline.geometry import Coord, Roi
 from pipeline.inference.engine import EngineConfig, PatchEngine
 from pipeline.inference.network import ModelSource, pick_device, set_torch_threads
 from pipeline.inference.patch_grid import PatchGrid
+from pipeline.inference.prefetch import Prefetcher, thread_prefetcher
+from pipeline.inference.timing import busy_summary, collect_times, record_block
 from pipeline.io.volume import Volume, create_volume, open_input, open_volume
 from pipeline.provenance import provenance
 from pipeline.runner.blockwise import (
     Block,
+    BlockGrid,
     BlockTask,
     RunReport,
     current_client,
@@ -47,6 +57,9 @@ from pipeline.runner.tasks import volume_task
 OUTPUT_DTYPES = ("uint8", "float16", "float32")
 DEFAULT_PATCH = 64
 DEFAULT_CHUNK = 64
+# blocks per Dask task when reading ahead: the next block of a task is read while one computes
+# (a worker killed mid-task loses at most this many blocks' work)
+PREFETCH_GROUP = 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,7 +168,12 @@ def encode(pred: np.ndarray, dtype: str) -> np.ndarray:
 
 
 class PredictBlock:
-    """One block: read the patches' extent, predict, blend, write the write ROI."""
+    """One block: read the patches' extent, predict, blend, write the write ROI.
+
+    With ``prefetch`` (blocks read ahead, 1 or 2) and the run's block ``grid`` and ``group``
+    (blocks per Dask task) set by ``plan_predict``, the next block of the same task is read on
+    a background thread while this one is computed (``pipeline.inference.prefetch``); the
+    values written are the same either way."""
 
     def __init__(
         self,
@@ -165,26 +183,87 @@ class PredictBlock:
         cfg: EngineConfig,
         dtype: str,
         device: str = "auto",
+        prefetch: int = 1,
     ):
         self.input_url, self.output_url = input_url, output_url
         self.source, self.cfg, self.dtype, self.device = source, cfg, dtype, device
+        self.prefetch = prefetch
+        self.grid: BlockGrid | None = None
+        self.group = 1
+        self.run_id = uuid.uuid4().hex  # names this run's times on the workers
 
     def __call__(self, block: Block) -> None:
+        start = time.perf_counter()
         vin = cached(f"vol:r:{self.input_url}", lambda: open_volume(self.input_url))
         vout = cached(f"vol:a:{self.output_url}", lambda: open_volume(self.output_url, mode="a"))
         spec = self.source.spec
         engine = make_engine(
             self.source, self.cfg, pick_device(self.device), (spec.in_channels, spec.out_channels)
         )
-        vs, off = vin.voxel_size, vin.offset
-        write = block.write_roi.shift(tuple(-o for o in off)).to_voxels(vs)
-
-        def read(roi: Roi) -> np.ndarray:
-            return vin.read(roi.to_world(vs).shift(off))
-
-        pred = engine.predict(read, vin.shape, write, self.input_url, vs, off)
+        model0 = engine.model_seconds
+        write = write_voxels(block, vin)
+        reads = thread_prefetcher(self.prefetch) if self.prefetch else None
+        if reads is None:
+            t0 = time.perf_counter()
+            raw, hit = read_input(vin, engine, write), False
+            wait = time.perf_counter() - t0
+        else:
+            raw, hit, wait = self._take(reads, block, vin, engine, write)
+        try:
+            pred = engine.predict_input(
+                raw, vin.shape, write, self.input_url, vin.voxel_size, vin.offset
+            )
+        except BaseException:
+            if reads is not None:
+                reads.clear()  # after an error nothing read ahead is kept
+            raise
         data = encode(pred, self.dtype)
         vout.write(block.write_roi, data[0] if vout.channels is None else data)
+        record_block(self.run_id, engine.device, start, engine.model_seconds - model0, wait, hit)
+
+    def _take(
+        self, reads: Prefetcher, block: Block, vin: Volume, engine: PatchEngine, write: Roi
+    ) -> tuple[np.ndarray, bool, float]:
+        """This block's input (read ahead or now), and the next block's read started; on an
+        error nothing read ahead is kept. Reads are keyed by run and block: a read left by a
+        cancelled task is never taken for another run's block of the same id."""
+        hits, waited = reads.hits, reads.wait_seconds
+        try:
+            key = (self.run_id, block.block_id)
+            raw = reads.take(key, partial(read_input, vin, engine, write))
+            following = self.next_block(block)
+            if following is None:
+                reads.clear()
+            else:
+                ahead = partial(read_input, vin, engine, write_voxels(following, vin))
+                what = f"block {following.block_id} of {self.input_url}"
+                reads.submit((self.run_id, following.block_id), ahead, what)
+        except BaseException:
+            reads.clear()
+            raise
+        return raw, reads.hits > hits, reads.wait_seconds - waited
+
+    def next_block(self, block: Block) -> Block | None:
+        """The block the same Dask task runs next (consecutive ids of one group), if any."""
+        nid = block.block_id + 1
+        if (
+            self.grid is None
+            or nid >= self.grid.num_blocks
+            or nid // self.group != block.block_id // self.group
+        ):
+            return None
+        return self.grid.block(nid)
+
+
+def write_voxels(block: Block, vin: Volume) -> Roi:
+    """The block's write ROI in voxels of the input."""
+    return block.write_roi.shift(tuple(-o for o in vin.offset)).to_voxels(vin.voxel_size)
+
+
+def read_input(vin: Volume, engine: PatchEngine, write: Roi) -> np.ndarray:
+    """The input under every patch of the write ROI ``write`` (voxels), as stored."""
+    inside = engine.input_roi(vin.shape, write)
+    return vin.read(inside.to_world(vin.voxel_size).shift(vin.offset))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,9 +286,11 @@ def plan_predict(
     chunks: Sequence[int] | None = None,
     spec: Any = None,
     gpu: bool = False,
+    prefetch: int = 1,
 ) -> BlockTask:
     """Check everything, create (or reopen) the output, and return the block task; nothing
     is predicted yet. ``gpu``: the workers advertise a ``GPU`` resource (tasks then ask for it).
+    ``prefetch``: blocks whose input is read ahead while one computes (0: none, at most 2).
     """
     vin = open_input(input_url, "predict")
     check_input_dtype(vin.dtype, input_url)
@@ -220,6 +301,8 @@ def plan_predict(
     overlap = check_overlap(overlap)
     if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size {batch_size}: use a positive number of patches")
+    if prefetch not in (0, 1, 2):
+        raise InputError(f"prefetch={prefetch}: read 0, 1 or 2 blocks ahead")
     cfg = EngineConfig(
         patch=patch,
         overlap=overlap,
@@ -245,19 +328,22 @@ def plan_predict(
         exist_ok=True,
         sources=[input_url],
     )
-    return volume_task(
+    process = PredictBlock(vin.url, out.url, source, cfg, dtype, device, prefetch)
+    task = volume_task(
         "predict",
         vin,
         out,
         block,
-        PredictBlock(vin.url, out.url, source, cfg, dtype, device),
+        process,
         params,
         context=context,
         read_bounds=vin.roi,
         edge="clip",
         resources={"GPU": 1} if gpu else None,
-        blocks_per_task=1,
+        blocks_per_task=PREFETCH_GROUP if prefetch else 1,
     )
+    process.grid, process.group = task.grid(), task.blocks_per_task
+    return task
 
 
 def check_model_input(source: ModelSource, vin: Volume, input_url: str) -> None:
@@ -332,13 +418,48 @@ def output_attrs(
     return attrs
 
 
-def run_predict(task: BlockTask, client: Client | None = None, progress: bool = True) -> RunReport:
+@dataclass
+class PredictReport(RunReport):
+    """The runner's report plus where the workers' time went (``pipeline.inference.timing``):
+    ``busy_fraction`` (time in the network over the workers' time on the run), seconds in the
+    network and waiting for input, the devices used and the GPU's peak memory."""
+
+    timing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def busy_fraction(self) -> float | None:
+        return self.timing.get("busy_fraction")
+
+
+def run_predict(
+    task: BlockTask, client: Client | None = None, progress: bool = True
+) -> PredictReport:
     """Run a planned predict task (``plan_predict``) on ``client``; its blocks ask for a
     ``GPU`` when any worker advertises one."""
     client = client if client is not None else current_client()
     if _gpu_workers(client):
         task = replace(task, resources={"GPU": 1})
-    return run_blockwise(task, client=client, progress=progress)
+    report = run_blockwise(task, client=client, progress=progress)
+    timing = worker_timing(client, task.process)
+    if progress and timing.get("busy_fraction") is not None:
+        print(
+            f"predict: network busy {timing['busy_fraction']:.0%} of the workers' time on "
+            f"{', '.join(timing['devices'])} ({timing['input_wait_seconds']:.1f} s waiting for input)",
+            file=sys.stderr,
+        )
+    return PredictReport(**report.as_dict(), timing=timing)
+
+
+def worker_timing(client: Client, process: Any) -> dict[str, Any]:
+    """The workers' times for the run of ``process`` (a PredictBlock), summed up."""
+    run_id = getattr(process, "run_id", None)
+    if run_id is None:
+        return {"busy_fraction": None, "devices": []}
+    try:
+        per_worker = client.run(collect_times, run_id, on_error="return")
+    except Exception:  # noqa: BLE001 - a worker gone after the run: no figures from it
+        return {"busy_fraction": None, "devices": []}
+    return busy_summary({w: t for w, t in per_worker.items() if isinstance(t, dict)})
 
 
 def predict(

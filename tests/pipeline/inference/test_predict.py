@@ -11,7 +11,13 @@ from pipeline.geometry import Roi
 from pipeline.inference.engine import EngineConfig, PatchEngine
 from pipeline.inference.patch_grid import AxisGrid, PatchGrid
 from pipeline.io.volume import open_volume
-from pipeline.stages.predict import _gpu_workers, plan_predict, predict, predict_array
+from pipeline.stages.predict import (
+    PREFETCH_GROUP,
+    _gpu_workers,
+    plan_predict,
+    predict,
+    predict_array,
+)
 from tests.conftest import shared_file
 from tests.support.predict import tiny_net, write_input
 
@@ -145,7 +151,7 @@ def test_plan_asks_for_a_gpu_only_when_workers_have_one(tmp_path, synthetic_raw,
     net = tiny_net()
     url = write_input(str(tmp_path / "in.zarr" / "raw"), synthetic_raw[:16, :32, :32])
     task = plan_predict(net, url, str(tmp_path / "o.zarr" / "a"), patch=(16, 16, 16))
-    assert task.resources is None and task.blocks_per_task == 1
+    assert task.resources is None and task.blocks_per_task == PREFETCH_GROUP
     assert open_volume(str(tmp_path / "o.zarr" / "a")).dtype == np.uint8
     # workers that advertise a GPU get GPU tasks, which still run where CUDA is absent (CPU)
     with (
