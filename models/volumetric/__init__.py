@@ -5,6 +5,7 @@ training loop with checkpoint and resume, and its plots."""
 from models.volumetric.augment import AugmentConfig, Augmenter
 from models.volumetric.config import TrainConfig
 from models.volumetric.losses import LOSSES, masked_loss
+from models.volumetric.lsd import local_shape_descriptors, lsd_channels
 from models.volumetric.metrics import average_precision, f1_score
 from models.volumetric.predict import normalize, predict_volume
 from models.volumetric.sampler import Sampler
@@ -24,6 +25,8 @@ __all__ = [
     "boundary_map",
     "export_model",
     "f1_score",
+    "local_shape_descriptors",
+    "lsd_channels",
     "make_model",
     "masked_loss",
     "normalize",

@@ -3,7 +3,8 @@
 The watershed of a boundary map into fragments (``watershed``: distance transform, seeds, a
 priority flood, small fragments merged), the region graph of a label block (``contacts``,
 ``rag``), hierarchical agglomeration of a graph (``agglomeration``), union-find over big graphs
-(``unionfind``) and block-independent fragment ids (``ids``). Names load on first use (see
+(``unionfind``), block-independent fragment ids (``ids``) and the mutex watershed of affinities
+(``mutex``). Names load on first use (see
 ``pipeline.lazy_api``): a worker imports only the modules its stage needs."""
 
 from pipeline.lazy_api import LazyApi
@@ -16,6 +17,7 @@ __getattr__ = LazyApi(
         "distance": ["distance_transform"],
         "filters": ["gaussian", "seeds_from_distance"],
         "ids": ["id_blocks", "ids_from_local", "ids_valid"],
+        "mutex": ["MutexParams", "mutex_segments"],
         "rag": ["histogram_quantile", "pair_keys", "reduce_edges", "region_contacts"],
         "small": ["small_fragment_roots"],
         "unionfind": ["StreamingUnionFind", "components"],

@@ -1,5 +1,5 @@
 """The stages of a segmentation run, each a blockwise Dask job over volumes and tables:
-``predict`` (a network into a boundary map), ``fragments`` (watershed), ``graph`` (the region
+``predict`` (a network into a boundary map), ``fragments`` (watershed; or ``mutex``: mutex watershed of affinities), ``graph`` (the region
 graph), ``agglomerate`` (merge scores), ``segment`` (lookup tables per threshold), ``relabel``
 (the segmentation), ``correct`` (merge- and split-error correction), ``convert`` (formats).
 Names load on first use (see ``pipeline.lazy_api``): a worker running one stage imports that
@@ -17,6 +17,7 @@ __getattr__ = LazyApi(
         "correct": ["run_correct"],
         "fragments": ["run_fragments"],
         "graph": ["run_graph"],
+        "mutex": ["run_mutex_fragments"],
         "predict": ["plan_predict", "predict_array", "run_predict"],
         "relabel": ["apply_lut", "output_for", "relabel_luts", "run_relabel"],
         "segment": ["run_segment"],

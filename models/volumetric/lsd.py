@@ -1,0 +1,105 @@
+"""Local shape descriptors (LSDs): an auxiliary training target that describes, at every voxel, the
+shape of the part of its own neuron that lies inside a Gaussian window around it (after Sheridan et
+al., Nature Methods 2023). In 3D there are 10 channels, all scaled to [0, 1]:
+
+- 0-2  mean offset: centre of mass of the neuron inside the window minus the voxel's position,
+       per axis (z, y, x), divided by ``sigma`` and mapped from [-1, 1] to [0, 1] (0.5 = centred);
+- 3-5  variance of the neuron's voxel positions inside the window, per axis, divided by
+       ``sigma**2`` (a window filled by one neuron gives about 1; a thin process across an axis
+       gives nearly 0 along that axis);
+- 6-8  Pearson correlation of the positions for the axis pairs (z, y), (z, x), (y, x), mapped from
+       [-1, 1] to [0, 1] (0.5 = uncorrelated);
+- 9    size: the fraction of the window's Gaussian mass that belongs to the neuron.
+
+Positions are in world units (``voxel_size``, e.g. nm), so anisotropic stacks are described in
+physical space; ``sigma`` is in the same units. Each neuron is computed in its own bounding box
+grown by the window's reach, so cost grows with the labels, not with the volume. Unlabeled voxels
+(``ignore_label``) get 0 in every channel and should be masked out of the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+from scipy import ndimage
+
+from models.errors import InputError
+
+TRUNCATE = 3.0  # the Gaussian window reaches TRUNCATE * sigma
+
+
+def lsd_channels(ndim: int = 3) -> int:
+    """Number of LSD channels for ``ndim`` spatial axes (10 in 3D, 6 in 2D)."""
+    return ndim + ndim + ndim * (ndim - 1) // 2 + 1
+
+
+def local_shape_descriptors(
+    labels: np.ndarray,
+    sigma: float,
+    voxel_size: Sequence[float] | None = None,
+    ignore_label: int | None = 0,
+) -> np.ndarray:
+    """LSDs of a label volume: float32 of shape (``lsd_channels(ndim)``, *labels.shape)."""
+    ndim = labels.ndim
+    spacing = np.ones(ndim) if voxel_size is None else np.asarray(voxel_size, np.float64)
+    if spacing.shape != (ndim,) or np.any(spacing <= 0):
+        raise InputError(f"voxel_size {voxel_size} must be {ndim} positive numbers")
+    if not sigma > 0:
+        raise InputError(f"sigma {sigma} must be positive (world units, like voxel_size)")
+    sigma_vox = sigma / spacing
+    reach = np.ceil(TRUNCATE * sigma_vox).astype(int)
+    out = np.zeros((lsd_channels(ndim),) + labels.shape, np.float32)
+    dense = _dense_ids(labels, ignore_label)
+    for index, box in enumerate(ndimage.find_objects(dense), start=1):
+        if box is None:
+            continue
+        grown = tuple(
+            slice(max(0, s.start - r), min(n, s.stop + r))
+            for s, r, n in zip(box, reach, labels.shape, strict=True)
+        )
+        mask = dense[grown] == index
+        descriptors = _descriptors(mask, sigma_vox, spacing, sigma)
+        out[(slice(None),) + grown][:, mask] = descriptors[:, mask]
+    return out
+
+
+def _dense_ids(labels: np.ndarray, ignore_label: int | None) -> np.ndarray:
+    """Labels renumbered 1..n in order of their value (0 for ``ignore_label``), for find_objects."""
+    values, inverse = np.unique(labels, return_inverse=True)
+    dense = np.arange(1, len(values) + 1, dtype=np.int64)
+    if ignore_label is not None:
+        hit = np.searchsorted(values, ignore_label)
+        if hit < len(values) and values[hit] == ignore_label:
+            dense[hit] = 0
+            dense[hit + 1 :] -= 1
+    return dense[inverse.reshape(labels.shape)]
+
+
+def _descriptors(
+    mask: np.ndarray, sigma_vox: np.ndarray, spacing: np.ndarray, sigma: float
+) -> np.ndarray:
+    """The LSD channels of one neuron (``mask``) inside its crop, in world units."""
+    ndim = mask.ndim
+    m = mask.astype(np.float64)
+
+    def window(values: np.ndarray) -> np.ndarray:
+        return ndimage.gaussian_filter(values, sigma_vox, mode="constant", truncate=TRUNCATE)
+
+    mass = window(m)
+    safe = np.maximum(mass, 1e-12)
+    grids = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(mask.shape, spacing, strict=True)], indexing="ij"
+    )
+    centre = [window(m * g) / safe for g in grids]
+    variance = [window(m * g * g) / safe - c * c for g, c in zip(grids, centre, strict=True)]
+    channels = [(c - g) / sigma * 0.5 + 0.5 for c, g in zip(centre, grids, strict=True)]
+    channels += [v / sigma**2 for v in variance]
+    for a, b in combinations(range(ndim), 2):
+        cov = window(m * grids[a] * grids[b]) / safe - centre[a] * centre[b]
+        denom = np.sqrt(np.maximum(variance[a], 0) * np.maximum(variance[b], 0))
+        pearson = np.where(denom > 1e-12, cov / np.maximum(denom, 1e-12), 0.0)
+        channels.append(pearson * 0.5 + 0.5)
+    channels.append(mass)
+    return np.clip(np.stack(channels), 0.0, 1.0).astype(np.float32)
