@@ -53,9 +53,17 @@ class Network(nn.Module):
         """Record the input normalisation the model is (to be) trained with."""
         self.config["normalization"] = check_normalization({"mean": mean, "std": std})
 
+    @property
+    def aux_channels(self) -> int:
+        """Auxiliary output channels after the primary ones (e.g. local shape descriptors):
+        trained alongside, never part of a prediction; ``export_model`` drops them."""
+        return int(self.config.get("aux_channels", 0) or 0)
+
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Forward pass on normalised input followed by the output activation."""
-        return torch.sigmoid(self(x))
+        """Forward pass on normalised input followed by the output activation (the primary
+        output's channels only)."""
+        y = self(x)
+        return torch.sigmoid(y[:, : self.config["out_channels"]] if self.aux_channels else y)
 
 
 def check_unpool(up: str, encoder: EncoderConfig) -> None:

@@ -37,6 +37,7 @@ class UNet(Network):
         output: str = "boundary",
         offsets: Sequence[Sequence[int]] | None = None,
         normalization: dict | None = None,
+        aux_channels: int = 0,
     ) -> None:
         super().__init__()
         if skip not in SKIPS:
@@ -62,7 +63,7 @@ class UNet(Network):
             mode = "nearest" if up == "max_unpool" else up
             self.final_up = Upsample(mode, channels, channels, enc.strides[0], ndim)
             rf = add(rf, up_growth(self.final_up, enc.strides[0], (1,) * ndim))
-        self.head = CONV[ndim](channels, out_channels, 1)
+        self.head = CONV[ndim](channels, out_channels + aux_channels, 1)
         self.receptive_field = rf
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

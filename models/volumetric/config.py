@@ -35,6 +35,9 @@ class TrainConfig:
     # config (models.architectures; a flat one, as older versions wrote, is translated)
     target: str = "boundary"  # or "affinity"
     offsets: list | None = None  # affinity offsets; default nearest neighbours
+    lsd_sigma: float | None = None  # local shape descriptors as an auxiliary target (MTLSD):
+    # the Gaussian window's sigma in voxels of the training volume; affinity U-Nets only
+    lsd_weight: float = 1.0  # weight of the LSD loss (masked MSE) beside the affinity loss
     crop_shape: list[int] = field(default_factory=lambda: [48, 48, 48])
     batch_size: int = 2
     iterations: int = 2000
@@ -62,6 +65,7 @@ class TrainConfig:
             raise ConfigError(f"target={c.target!r}; use 'boundary' or 'affinity'")
         if c.loss not in LOSSES:
             raise ConfigError(f"loss={c.loss!r} is unknown; use one of {LOSSES}")
+        check_lsd(c)
         if c.lr_schedule not in ("cosine", "constant"):
             raise ConfigError(f"lr_schedule={c.lr_schedule!r}; use 'cosine' or 'constant'")
         if c.precision not in ("fp32", "bf16"):
@@ -79,3 +83,19 @@ class TrainConfig:
         if self.offsets:
             return [list(o) for o in self.offsets]
         return [[-1 if a == axis else 0 for a in range(ndim)] for axis in range(ndim)]
+
+
+def check_lsd(c: TrainConfig) -> None:
+    """Local shape descriptors are an auxiliary head of an affinity U-Net."""
+    if c.lsd_sigma is None:
+        return
+    if not c.lsd_sigma > 0 or not c.lsd_weight >= 0:
+        raise ConfigError(
+            f"lsd_sigma={c.lsd_sigma} must be positive (voxels) and lsd_weight={c.lsd_weight} "
+            "not negative"
+        )
+    if c.target != "affinity" or c.architecture != "unet":
+        raise ConfigError(
+            "lsd_sigma (local shape descriptors) needs target='affinity' and architecture='unet' "
+            f"(got target={c.target!r}, architecture={c.architecture!r})"
+        )

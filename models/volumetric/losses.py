@@ -36,3 +36,8 @@ def masked_loss(name: str, logits: torch.Tensor, target: torch.Tensor, mask: tor
     prob = torch.sigmoid(logits) * mask
     dice = 1.0 - (2.0 * (prob * target).sum() + 1.0) / (prob.sum() + (target * mask).sum() + 1.0)
     return (bce * mask).sum() / n + dice
+
+
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the voxels where ``mask`` is 1 (the local-shape-descriptor loss)."""
+    return (((prediction - target) ** 2) * mask).sum() / mask.sum().clamp_min(1.0)

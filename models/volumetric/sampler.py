@@ -9,6 +9,7 @@ from models.base import Network
 from models.errors import ConfigError, InputError
 from models.volumetric.augment import AugmentConfig, Augmenter
 from models.volumetric.config import TrainConfig
+from models.volumetric.lsd import local_shape_descriptors
 from models.volumetric.predict import normalize
 from models.volumetric.targets import affinities, boundary_map
 
@@ -55,6 +56,8 @@ class Sampler:
             if self.spec.output == "affinity":
                 target, mask = affinities(labels, self.spec.offsets)
                 target, mask = target[(slice(None),) + inner], mask[(slice(None),) + inner]
+                if self.config.lsd_sigma is not None:
+                    target, mask = self._with_lsds(labels, inner, target, mask)
             else:
                 target, mask = boundary_map(labels)
                 target, mask = target[inner][None], mask[inner][None]
@@ -62,3 +65,13 @@ class Sampler:
             ys.append(target)
             ms.append(mask)
         return tuple(torch.from_numpy(np.stack(a)) for a in (xs, ys, ms))
+
+    def _with_lsds(
+        self, labels: np.ndarray, inner: tuple, target: np.ndarray, mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Affinity target and mask with the local shape descriptors (and their mask: labeled
+        voxels) appended as further channels. LSDs are computed on the crop with its margin."""
+        lsd = local_shape_descriptors(labels, float(self.config.lsd_sigma))[(slice(None),) + inner]
+        labeled = (labels[inner] != 0).astype(np.float32)
+        lsd_mask = np.broadcast_to(labeled, lsd.shape)
+        return np.concatenate([target, lsd]), np.concatenate([mask, lsd_mask])

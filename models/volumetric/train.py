@@ -26,7 +26,8 @@ from models.checkpoint import VOLUMETRIC_MODELS, read_checkpoint, save_checkpoin
 from models.device import autocast, resolve_device
 from models.errors import InputError
 from models.volumetric.config import TrainConfig
-from models.volumetric.losses import masked_loss
+from models.volumetric.losses import masked_loss, masked_mse
+from models.volumetric.lsd import lsd_channels
 from models.volumetric.sampler import Sampler
 from models.volumetric.validation import HeldOut, plot_validation, validate
 
@@ -46,6 +47,8 @@ def make_model(config: TrainConfig, raw: np.ndarray) -> Network:
     if config.target == "affinity":
         offsets = config.offsets_or_default(ndim)
         kwargs.update(output="affinity", offsets=offsets, out_channels=len(offsets))
+        if config.lsd_sigma is not None:
+            kwargs["aux_channels"] = lsd_channels(ndim)
     else:
         kwargs.update(output="boundary", out_channels=1)
     sample = raw[tuple(slice(None, None, max(1, s // 64)) for s in raw.shape)].astype(np.float64)
@@ -138,8 +141,12 @@ def train_step(run: Run, batch: tuple[torch.Tensor, ...], lr: float) -> float:
     device = next(run.model.parameters()).device
     x, y, m = (t.to(device, non_blocking=True) for t in batch)
     with autocast(device, run.config.precision):
-        logits = run.model(x)
-    loss = masked_loss(run.config.loss, logits.float(), y, m)
+        logits = run.model(x).float()
+    n = run.model.config["out_channels"]  # the primary channels; LSDs (if any) follow them
+    loss = masked_loss(run.config.loss, logits[:, :n], y[:, :n], m[:, :n])
+    if run.model.aux_channels:
+        lsd = masked_mse(torch.sigmoid(logits[:, n:]), y[:, n:], m[:, n:])
+        loss = loss + run.config.lsd_weight * lsd
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
@@ -272,8 +279,11 @@ def _progress(total: int, initial: int, enabled: bool):
 def export_model(checkpoint: str | Path, out: str | Path, metadata: dict | None = None) -> Network:
     """Copy a training checkpoint without its optimiser state (the shippable model)."""
     state = read_checkpoint(checkpoint, family=VOLUMETRIC_MODELS)
-    model = build_model(state["architecture"], state["config"])
-    model.load_state_dict(state["state_dict"])
+    config = dict(state["config"])
+    if config.get("aux_channels"):
+        config["aux_channels"] = 0  # the shipped model predicts its primary output only
+    model = build_model(state["architecture"], config)
+    model.load_state_dict(without_aux_channels(state["state_dict"], state["config"]))
     meta = dict(state.get("metadata") or {})
     meta.update(metadata or {})
     ts = state.get("train_state") or {}
@@ -285,3 +295,12 @@ def export_model(checkpoint: str | Path, out: str | Path, metadata: dict | None 
             meta.setdefault("validation", ts["history"]["val"][-1])
     save_checkpoint(out, model, metadata=meta)
     return model.eval()
+
+
+def without_aux_channels(state_dict: dict, config: dict) -> dict:
+    """A U-Net's weights with the auxiliary output channels (e.g. LSDs) cut from its 1x1 head:
+    the primary output's weights are unchanged."""
+    if not config.get("aux_channels"):
+        return state_dict
+    n = int(config["out_channels"])
+    return {k: (v[:n] if k in ("head.weight", "head.bias") else v) for k, v in state_dict.items()}
