@@ -1,0 +1,210 @@
+"""The compiled merge loop of hierarchical agglomeration (see ``agglomeration``): a priority queue
+of edges (``edgeheap``), and merge bookkeeping in flat arrays:
+
+* the edges of a node: a linked list of incidence records (record ``2e`` is edge ``e`` seen from
+  its first end, ``2e + 1`` from its second), so folding one node into another moves records in
+  O(1) each; records of dead edges are dropped when a list is next walked;
+* which edge joins two live nodes: a hash table keyed by the node pair (``hashmap``), only ever
+  inserted into (an entry whose edge is dead or no longer joins the pair is ignored);
+* a node's degree (its number of live neighbours), which picks the node that survives a merge
+  (the one with more neighbours, as in the pure-Python version, so ties break alike);
+* the input edges an edge stands for: singly linked lists, concatenated in O(1).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from pipeline.seg.edgeheap import heapify, pop, push
+from pipeline.seg.hashmap import grow, new_table, slot_of
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_key(a, b, n):
+    lo, hi = min(a, b), max(a, b)
+    return np.uint64(lo) * np.uint64(n) + np.uint64(hi)
+
+
+@numba.njit(cache=True, nogil=True)
+def _find_edge(keys, used, index, a, b, n, alive, end0, end1):
+    """The live edge joining nodes ``a`` and ``b``, or -1."""
+    s = slot_of(keys, used, _pair_key(a, b, n))
+    if not used[s]:
+        return -1
+    g = index[s]
+    if alive[g] and ((end0[g] == a and end1[g] == b) or (end0[g] == b and end1[g] == a)):
+        return g
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_quantile(row, q):
+    """Quantile ``q`` of one histogram row, as ``rag.histogram_quantile`` computes it (the same
+    sequential cumulative sums, so the same floats)."""
+    nb = row.shape[0]
+    total = 0.0
+    for j in range(nb):
+        total += row[j]
+    target = q * total
+    c = 0.0
+    below = 0.0
+    i = -1
+    for j in range(nb):
+        c += row[j]
+        if c >= target:
+            i = j
+            break
+        below = c
+    if i == -1:  # not reached (target <= total); as searchsorted past the end, then clipped
+        i = nb - 1
+        below = 0.0
+        for j in range(nb - 1):
+            below += row[j]
+    inside = row[i]
+    frac = (target - below) / inside if inside > 0 else 0.5
+    if 0.0 > frac:
+        frac = 0.0
+    if 1.0 < frac:
+        frac = 1.0
+    return (i + frac) / nb
+
+
+@numba.njit(cache=True, nogil=True)
+def _incidence(n_nodes, end0, end1):
+    """Each node's list of incidence records (head, last, next) and its degree."""
+    n_rec = 2 * end0.size
+    head = np.full(n_nodes, -1, np.int64)
+    last = np.full(n_nodes, -1, np.int64)
+    nxt = np.full(n_rec, -1, np.int64)
+    deg = np.zeros(n_nodes, np.int64)
+    for r in range(n_rec):
+        node = end0[r >> 1] if r & 1 == 0 else end1[r >> 1]
+        if head[node] == -1:
+            head[node] = r
+        else:
+            nxt[last[node]] = r
+        last[node] = r
+        deg[node] += 1
+    return head, last, nxt, deg
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_table(n_nodes, end0, end1):
+    keys, used, index = new_table(max(16, 1 << int(np.ceil(np.log2(4 * end0.size + 1)))))
+    for e in range(end0.size):
+        s = slot_of(keys, used, _pair_key(end0[e], end1[e], n_nodes))
+        keys[s] = _pair_key(end0[e], end1[e], n_nodes)
+        used[s] = 1
+        index[s] = e
+    return keys, used, index
+
+
+@numba.njit(cache=True, nogil=True)
+def _combine(g, f, cnt, tot, hist, use_hist, q, member_next, member_tail):
+    """Fold edge ``f``'s statistics and members into edge ``g``; return ``g``'s new score."""
+    cnt[g] += cnt[f]
+    tot[g] += tot[f]
+    member_next[member_tail[g]] = f
+    member_tail[g] = member_tail[f]
+    if use_hist:
+        hist[g] += hist[f]
+        return _row_quantile(hist[g], q)
+    return tot[g] / cnt[g]
+
+
+@numba.njit(cache=True, nogil=True)
+def _fold(a, b, g_state, edge_state, stats, heap, pairs):
+    """Fold node ``b`` into node ``a``: an edge (b, n) either moves to (a, n) or, when a already
+    has an edge to n, is combined into it and rescored (pushed onto the heap). Returns the heap
+    arrays, its size, and the pair table (all possibly grown) and its number of entries."""
+    head, last, rec_next, deg = g_state
+    alive, end0, end1, score, member_next, member_tail = edge_state
+    cnt, tot, hist, use_hist, q = stats
+    heap_s, heap_e, size = heap
+    keys, used, index, n_pairs, n_nodes = pairs
+    moved_head, moved_last = -1, -1
+    r = head[b]
+    while r != -1:
+        r_next = rec_next[r]
+        f = r >> 1
+        if alive[f]:
+            n = end1[f] if end0[f] == b else end0[f]
+            g = _find_edge(keys, used, index, a, n, n_nodes, alive, end0, end1)
+            if g == -1:
+                end0[f], end1[f] = a, n
+                deg[a] += 1
+                if 2 * (n_pairs + 1) > keys.size:
+                    keys, used, index = grow(keys, used, index)
+                s = slot_of(keys, used, _pair_key(a, n, n_nodes))
+                keys[s], used[s], index[s] = _pair_key(a, n, n_nodes), 1, f
+                n_pairs += 1
+                rec_next[r] = -1
+                if moved_head == -1:
+                    moved_head = r
+                else:
+                    rec_next[moved_last] = r
+                moved_last = r
+            else:
+                alive[f] = 0
+                deg[n] -= 1
+                new = _combine(g, f, cnt, tot, hist, use_hist, q, member_next, member_tail)
+                score[g] = new
+                heap_s, heap_e = push(heap_s, heap_e, size, new, g)
+                size += 1
+        r = r_next
+    if moved_head != -1:
+        if head[a] == -1:
+            head[a] = moved_head
+        else:
+            rec_next[last[a]] = moved_head
+        last[a] = moved_last
+    head[b], last[b] = -1, -1
+    return heap_s, heap_e, size, keys, used, index, n_pairs
+
+
+@numba.njit(cache=True, nogil=True)
+def merge_loop(n_nodes, u, v, cnt, tot, hist, use_hist, q, score, threshold):
+    """Agglomerate (see ``agglomeration.agglomerate``); ``cnt``, ``tot``, ``hist`` and ``score``
+    are updated in place. Returns the merge score of every edge (+inf: never merged)."""
+    n_edges = u.size
+    result = np.full(n_edges, np.inf)
+    end0, end1 = u.astype(np.int64), v.astype(np.int64)
+    alive = np.ones(n_edges, np.uint8)
+    member_next = np.full(n_edges, -1, np.int64)
+    member_tail = np.arange(n_edges)
+    head, last, rec_next, deg = _incidence(n_nodes, end0, end1)
+    keys, used, index = _pair_table(n_nodes, end0, end1)
+    n_pairs = n_edges
+    heap_s, heap_e = score.copy(), np.arange(n_edges)
+    size = n_edges
+    heapify(heap_s, heap_e, size)
+    level = -np.inf
+    while size > 0:
+        s, e = pop(heap_s, heap_e, size)
+        size -= 1
+        if not alive[e] or s != score[e]:
+            continue
+        if s >= threshold:
+            break
+        level = max(level, s)
+        alive[e] = 0
+        k = e
+        while k != -1:
+            result[k] = level
+            k = member_next[k]
+        a, b = end0[e], end1[e]
+        deg[a] -= 1
+        deg[b] -= 1
+        if deg[a] < deg[b]:
+            a, b = b, a
+        heap_s, heap_e, size, keys, used, index, n_pairs = _fold(
+            a,
+            b,
+            (head, last, rec_next, deg),
+            (alive, end0, end1, score, member_next, member_tail),
+            (cnt, tot, hist, use_hist, q),
+            (heap_s, heap_e, size),
+            (keys, used, index, n_pairs, n_nodes),
+        )
+    return result
