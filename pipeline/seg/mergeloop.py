@@ -4,8 +4,10 @@ of edges (``edgeheap``), and merge bookkeeping in flat arrays:
 * the edges of a node: a linked list of incidence records (record ``2e`` is edge ``e`` seen from
   its first end, ``2e + 1`` from its second), so folding one node into another moves records in
   O(1) each; records of dead edges are dropped when a list is next walked;
-* which edge joins two live nodes: a hash table keyed by the node pair (``hashmap``), only ever
-  inserted into (an entry whose edge is dead or no longer joins the pair is ignored);
+* which edge joins two live nodes: a hash table keyed by the node pair (``pairtable``), only
+  ever inserted into. An entry goes stale only when its edge dies, and an edge dies only when
+  one of its two nodes does (contracted, or folded into another node), so the entry of a pair
+  of live nodes is always current and a pair of live nodes is never inserted twice;
 * a node's degree (its number of live neighbours), which picks the node that survives a merge
   (the one with more neighbours, as in the pure-Python version, so ties break alike);
 * the input edges an edge stands for: singly linked lists, concatenated in O(1).
@@ -17,25 +19,7 @@ import numba
 import numpy as np
 
 from pipeline.seg.edgeheap import heapify, pop, push
-from pipeline.seg.hashmap import grow, new_table, slot_of
-
-
-@numba.njit(cache=True, nogil=True)
-def _pair_key(a, b, n):
-    lo, hi = min(a, b), max(a, b)
-    return np.uint64(lo) * np.uint64(n) + np.uint64(hi)
-
-
-@numba.njit(cache=True, nogil=True)
-def _find_edge(keys, used, index, a, b, n, alive, end0, end1):
-    """The live edge joining nodes ``a`` and ``b``, or -1."""
-    s = slot_of(keys, used, _pair_key(a, b, n))
-    if not used[s]:
-        return -1
-    g = index[s]
-    if alive[g] and ((end0[g] == a and end1[g] == b) or (end0[g] == b and end1[g] == a)):
-        return g
-    return -1
+from pipeline.seg.pairtable import grown, new_pairs, pair_key, pair_slot
 
 
 @numba.njit(cache=True, nogil=True)
@@ -91,13 +75,12 @@ def _incidence(n_nodes, end0, end1):
 
 @numba.njit(cache=True, nogil=True)
 def _pair_table(n_nodes, end0, end1):
-    keys, used, index = new_table(max(16, 1 << int(np.ceil(np.log2(4 * end0.size + 1)))))
+    table = new_pairs(max(16, 1 << int(np.ceil(np.log2(4 * end0.size + 1)))))
     for e in range(end0.size):
-        s = slot_of(keys, used, _pair_key(end0[e], end1[e], n_nodes))
-        keys[s] = _pair_key(end0[e], end1[e], n_nodes)
-        used[s] = 1
-        index[s] = e
-    return keys, used, index
+        key = pair_key(end0[e], end1[e], n_nodes)
+        s = pair_slot(table, key)
+        table[s, 0], table[s, 1] = key, e
+    return table
 
 
 @numba.njit(cache=True, nogil=True)
@@ -122,7 +105,7 @@ def _fold(a, b, g_state, edge_state, stats, heap, pairs):
     alive, end0, end1, score, member_next, member_tail = edge_state
     cnt, tot, hist, use_hist, q = stats
     heap_s, heap_e, size = heap
-    keys, used, index, n_pairs, n_nodes = pairs
+    table, n_pairs, n_nodes = pairs
     moved_head, moved_last = -1, -1
     r = head[b]
     while r != -1:
@@ -130,15 +113,15 @@ def _fold(a, b, g_state, edge_state, stats, heap, pairs):
         f = r >> 1
         if alive[f]:
             n = end1[f] if end0[f] == b else end0[f]
-            g = _find_edge(keys, used, index, a, n, n_nodes, alive, end0, end1)
-            if g == -1:
+            key = pair_key(a, n, n_nodes)
+            s = pair_slot(table, key)
+            if table[s, 0] == 0:  # a has no edge to n: f moves to (a, n)
                 end0[f], end1[f] = a, n
                 deg[a] += 1
-                if 2 * (n_pairs + 1) > keys.size:
-                    keys, used, index = grow(keys, used, index)
-                s = slot_of(keys, used, _pair_key(a, n, n_nodes))
-                keys[s], used[s], index[s] = _pair_key(a, n, n_nodes), 1, f
+                table[s, 0], table[s, 1] = key, f
                 n_pairs += 1
+                if 2 * n_pairs > table.shape[0]:
+                    table = grown(table)
                 rec_next[r] = -1
                 if moved_head == -1:
                     moved_head = r
@@ -146,6 +129,7 @@ def _fold(a, b, g_state, edge_state, stats, heap, pairs):
                     rec_next[moved_last] = r
                 moved_last = r
             else:
+                g = np.int64(table[s, 1])
                 alive[f] = 0
                 deg[n] -= 1
                 new = _combine(g, f, cnt, tot, hist, use_hist, q, member_next, member_tail)
@@ -160,7 +144,7 @@ def _fold(a, b, g_state, edge_state, stats, heap, pairs):
             rec_next[last[a]] = moved_head
         last[a] = moved_last
     head[b], last[b] = -1, -1
-    return heap_s, heap_e, size, keys, used, index, n_pairs
+    return heap_s, heap_e, size, table, n_pairs
 
 
 @numba.njit(cache=True, nogil=True)
@@ -174,7 +158,7 @@ def merge_loop(n_nodes, u, v, cnt, tot, hist, use_hist, q, score, threshold):
     member_next = np.full(n_edges, -1, np.int64)
     member_tail = np.arange(n_edges)
     head, last, rec_next, deg = _incidence(n_nodes, end0, end1)
-    keys, used, index = _pair_table(n_nodes, end0, end1)
+    table = _pair_table(n_nodes, end0, end1)
     n_pairs = n_edges
     heap_s, heap_e = score.copy(), np.arange(n_edges)
     size = n_edges
@@ -198,13 +182,13 @@ def merge_loop(n_nodes, u, v, cnt, tot, hist, use_hist, q, score, threshold):
         deg[b] -= 1
         if deg[a] < deg[b]:
             a, b = b, a
-        heap_s, heap_e, size, keys, used, index, n_pairs = _fold(
+        heap_s, heap_e, size, table, n_pairs = _fold(
             a,
             b,
             (head, last, rec_next, deg),
             (alive, end0, end1, score, member_next, member_tail),
             (cnt, tot, hist, use_hist, q),
             (heap_s, heap_e, size),
-            (keys, used, index, n_pairs, n_nodes),
+            (table, n_pairs, n_nodes),
         )
     return result
