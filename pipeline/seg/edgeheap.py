@@ -1,7 +1,8 @@
-"""A binary min-heap of (score, edge) entries for compiled (numba) loops: two parallel arrays
-(float64 scores, int64 edge indices) and a size, ordered by score and then by edge index, the
-order of Python's ``heapq`` on ``(score, edge)`` tuples. Callers keep the size and rebind the
-arrays that :func:`push` returns (it doubles them when full)."""
+"""A 4-ary min-heap of (score, edge) entries for compiled (numba) loops: one (capacity, 2)
+float64 array whose rows are (score, edge index) (indices below 2**53 are exact as floats), so
+an entry is one 16-byte row and a node's four children share one cache line. Ordered by score
+and then by edge index, the order of Python's ``heapq`` on ``(score, edge)`` tuples. Callers keep
+the size and rebind the array that :func:`push` returns (it doubles it when full)."""
 
 from __future__ import annotations
 
@@ -15,55 +16,60 @@ def _less(s1, e1, s2, e2):
 
 
 @numba.njit(cache=True, nogil=True)
-def _sift_down(score, edge, size, i):
-    s, e = score[i], edge[i]
+def _sift_down(heap, size, i):
+    s, e = heap[i, 0], heap[i, 1]
     while True:
-        c = 2 * i + 1
-        if c >= size:
+        first = 4 * i + 1
+        if first >= size:
             break
-        if c + 1 < size and _less(score[c + 1], edge[c + 1], score[c], edge[c]):
-            c += 1
-        if not _less(score[c], edge[c], s, e):
+        c = first
+        for k in range(first + 1, min(first + 4, size)):
+            if _less(heap[k, 0], heap[k, 1], heap[c, 0], heap[c, 1]):
+                c = k
+        if not _less(heap[c, 0], heap[c, 1], s, e):
             break
-        score[i], edge[i] = score[c], edge[c]
+        heap[i, 0], heap[i, 1] = heap[c, 0], heap[c, 1]
         i = c
-    score[i], edge[i] = s, e
+    heap[i, 0], heap[i, 1] = s, e
 
 
 @numba.njit(cache=True, nogil=True)
-def heapify(score, edge, size):
-    """Order the first ``size`` entries into a heap, in place."""
-    for i in range(size // 2 - 1, -1, -1):
-        _sift_down(score, edge, size, i)
+def new_heap(score):
+    """A heap of the entries (score[e], e) for every e."""
+    heap = np.empty((score.size, 2), np.float64)
+    heap[:, 0] = score
+    heap[:, 1] = np.arange(score.size)
+    for i in range((score.size - 2) // 4, -1, -1):
+        _sift_down(heap, score.size, i)
+    return heap
 
 
 @numba.njit(cache=True, nogil=True)
-def pop(score, edge, size):
+def pop(heap, size):
     """The smallest entry (score, edge); the heap then holds ``size - 1`` entries."""
-    s, e = score[0], edge[0]
+    s, e = heap[0, 0], np.int64(heap[0, 1])
     size -= 1
     if size > 0:
-        score[0], edge[0] = score[size], edge[size]
-        _sift_down(score, edge, size, 0)
+        heap[0, 0], heap[0, 1] = heap[size, 0], heap[size, 1]
+        _sift_down(heap, size, 0)
     return s, e
 
 
 @numba.njit(cache=True, nogil=True)
-def push(score, edge, size, s, e):
-    """Add (s, e) to a heap of ``size`` entries; returns the (possibly grown) arrays, which then
-    hold ``size + 1`` entries."""
-    if size == score.size:
-        grown_s = np.empty(2 * score.size + 1, np.float64)
-        grown_e = np.empty(2 * score.size + 1, np.int64)
-        grown_s[:size] = score[:size]
-        grown_e[:size] = edge[:size]
-        score, edge = grown_s, grown_e
+def push(heap, size, s, e):
+    """Add (s, e) to a heap of ``size`` entries; returns the (possibly grown) array, which then
+    holds ``size + 1`` entries."""
+    if size == heap.shape[0]:
+        grown = np.empty((2 * heap.shape[0] + 1, 2), np.float64)
+        grown[:size] = heap[:size]
+        heap = grown
+    ef = np.float64(e)
     i = size
     while i > 0:
-        p = (i - 1) // 2
-        if not _less(s, e, score[p], edge[p]):
+        p = (i - 1) // 4
+        if not _less(s, ef, heap[p, 0], heap[p, 1]):
             break
-        score[i], edge[i] = score[p], edge[p]
+        heap[i, 0], heap[i, 1] = heap[p, 0], heap[p, 1]
         i = p
-    score[i], edge[i] = s, e
-    return score, edge
+    heap[i, 0], heap[i, 1] = s, ef
+    return heap

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pipeline.seg.edgeheap import heapify, pop, push
+from pipeline.seg.edgeheap import new_heap, pop, push
 from pipeline.seg.pairtable import grown, new_pairs, pair_key, pair_slot
 
 
@@ -75,7 +75,7 @@ def _incidence(n_nodes, end0, end1):
 
 @numba.njit(cache=True, nogil=True)
 def _pair_table(n_nodes, end0, end1):
-    table = new_pairs(max(16, 1 << int(np.ceil(np.log2(4 * end0.size + 1)))))
+    table = new_pairs(max(16, 1 << int(np.ceil(np.log2(2 * end0.size + 1)))))
     for e in range(end0.size):
         key = pair_key(end0[e], end1[e], n_nodes)
         s = pair_slot(table, key)
@@ -97,14 +97,14 @@ def _combine(g, f, cnt, tot, hist, use_hist, q, member_next, member_tail):
 
 
 @numba.njit(cache=True, nogil=True)
-def _fold(a, b, g_state, edge_state, stats, heap, pairs):
+def _fold(a, b, g_state, edge_state, stats, queue, pairs):
     """Fold node ``b`` into node ``a``: an edge (b, n) either moves to (a, n) or, when a already
     has an edge to n, is combined into it and rescored (pushed onto the heap). Returns the heap
-    arrays, its size, and the pair table (all possibly grown) and its number of entries."""
+    array, its size, and the pair table (all possibly grown) and its number of entries."""
     head, last, rec_next, deg = g_state
     alive, end0, end1, score, member_next, member_tail = edge_state
     cnt, tot, hist, use_hist, q = stats
-    heap_s, heap_e, size = heap
+    heap, size = queue
     table, n_pairs, n_nodes = pairs
     moved_head, moved_last = -1, -1
     r = head[b]
@@ -134,7 +134,7 @@ def _fold(a, b, g_state, edge_state, stats, heap, pairs):
                 deg[n] -= 1
                 new = _combine(g, f, cnt, tot, hist, use_hist, q, member_next, member_tail)
                 score[g] = new
-                heap_s, heap_e = push(heap_s, heap_e, size, new, g)
+                heap = push(heap, size, new, g)
                 size += 1
         r = r_next
     if moved_head != -1:
@@ -144,7 +144,7 @@ def _fold(a, b, g_state, edge_state, stats, heap, pairs):
             rec_next[last[a]] = moved_head
         last[a] = moved_last
     head[b], last[b] = -1, -1
-    return heap_s, heap_e, size, table, n_pairs
+    return heap, size, table, n_pairs
 
 
 @numba.njit(cache=True, nogil=True)
@@ -160,12 +160,11 @@ def merge_loop(n_nodes, u, v, cnt, tot, hist, use_hist, q, score, threshold):
     head, last, rec_next, deg = _incidence(n_nodes, end0, end1)
     table = _pair_table(n_nodes, end0, end1)
     n_pairs = n_edges
-    heap_s, heap_e = score.copy(), np.arange(n_edges)
+    heap = new_heap(score)
     size = n_edges
-    heapify(heap_s, heap_e, size)
     level = -np.inf
     while size > 0:
-        s, e = pop(heap_s, heap_e, size)
+        s, e = pop(heap, size)
         size -= 1
         if not alive[e] or s != score[e]:
             continue
@@ -182,13 +181,13 @@ def merge_loop(n_nodes, u, v, cnt, tot, hist, use_hist, q, score, threshold):
         deg[b] -= 1
         if deg[a] < deg[b]:
             a, b = b, a
-        heap_s, heap_e, size, table, n_pairs = _fold(
+        heap, size, table, n_pairs = _fold(
             a,
             b,
             (head, last, rec_next, deg),
             (alive, end0, end1, score, member_next, member_tail),
             (cnt, tot, hist, use_hist, q),
-            (heap_s, heap_e, size),
+            (heap, size),
             (table, n_pairs, n_nodes),
         )
     return result

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline.seg.agglomeration import Scoring, agglomerate
-from pipeline.seg.edgeheap import heapify, pop, push
+from pipeline.seg.edgeheap import new_heap, pop, push
 from pipeline.seg.rag import region_contacts
 from pipeline.seg.watershed import FragmentParams, fragments_from_boundary
 from tests.conftest import shared_file
@@ -73,15 +73,17 @@ def test_compiled_equals_reference_on_a_real_region_graph():
 
 @numba.njit(cache=True)
 def _heap_order(scores, edges, extra_s, extra_e):
-    hs, he = scores.copy(), edges.copy()
-    size = hs.size
-    heapify(hs, he, size)
+    """Entries (scores[i], edges[i]) heapified (``edges`` a permutation of 0..n-1), then the
+    extra entries pushed, then everything popped."""
+    order = np.argsort(edges)
+    heap = new_heap(scores[order])
+    size = scores.size
     for i in range(extra_s.size):
-        hs, he = push(hs, he, size, extra_s[i], extra_e[i])
+        heap = push(heap, size, extra_s[i], extra_e[i])
         size += 1
     out_s, out_e = np.empty(size), np.empty(size, np.int64)
     for i in range(out_s.size):
-        out_s[i], out_e[i] = pop(hs, he, size)
+        out_s[i], out_e[i] = pop(heap, size)
         size -= 1
     return out_s, out_e
 
