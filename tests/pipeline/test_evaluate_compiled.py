@@ -95,3 +95,12 @@ def test_cluster_scores_equal_local_scores_on_real_data(client):
     on_cluster = evaluate_volumes(seg, gt, block_shape=(16, 32, 32), client=client)
     assert on_cluster == evaluate_volumes(seg, gt)
     assert round(on_cluster["vi_split"], 3) == 1.336 and round(on_cluster["vi_merge"], 3) == 0.121
+
+
+def test_the_package_lists_its_api():
+    import pipeline.evaluate
+
+    assert all(getattr(pipeline.evaluate, n, None) is not None for n in pipeline.evaluate.__all__)
+    assert {"Contingency", "evaluate_volumes", "scores_from_table"} <= set(
+        pipeline.evaluate.__all__
+    )
