@@ -1,8 +1,8 @@
-"""A 4-ary min-heap of (score, edge) entries for compiled (numba) loops: one (capacity, 2)
-float64 array whose rows are (score, edge index) (indices below 2**53 are exact as floats), so
-an entry is one 16-byte row and a node's four children share one cache line. Ordered by score
-and then by edge index, the order of Python's ``heapq`` on ``(score, edge)`` tuples. Callers keep
-the size and rebind the array that :func:`push` returns (it doubles it when full)."""
+"""An indexed 4-ary min-heap of edges for compiled (numba) loops: every live edge has exactly one
+entry, keyed by (score, edge index) (the order of Python's ``heapq`` on ``(score, edge)``
+tuples), and ``pos[e]`` says where it is, so an edge's score is changed and a dead edge removed
+in place instead of leaving stale entries to pop. Entries are 16-byte rows (score, edge as a
+float; indices below 2**53 are exact), so a node's four children share one cache line."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ def _less(s1, e1, s2, e2):
 
 
 @numba.njit(cache=True, nogil=True)
-def _sift_down(heap, size, i):
+def _place(heap, pos, i, s, e):
+    heap[i, 0], heap[i, 1] = s, e
+    pos[np.int64(e)] = i
+
+
+@numba.njit(cache=True, nogil=True)
+def _sift_down(heap, pos, size, i):
     s, e = heap[i, 0], heap[i, 1]
     while True:
         first = 4 * i + 1
@@ -28,48 +34,66 @@ def _sift_down(heap, size, i):
                 c = k
         if not _less(heap[c, 0], heap[c, 1], s, e):
             break
-        heap[i, 0], heap[i, 1] = heap[c, 0], heap[c, 1]
+        _place(heap, pos, i, heap[c, 0], heap[c, 1])
         i = c
-    heap[i, 0], heap[i, 1] = s, e
+    _place(heap, pos, i, s, e)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sift_up(heap, pos, i):
+    s, e = heap[i, 0], heap[i, 1]
+    while i > 0:
+        p = (i - 1) // 4
+        if not _less(s, e, heap[p, 0], heap[p, 1]):
+            break
+        _place(heap, pos, i, heap[p, 0], heap[p, 1])
+        i = p
+    _place(heap, pos, i, s, e)
 
 
 @numba.njit(cache=True, nogil=True)
 def new_heap(score):
-    """A heap of the entries (score[e], e) for every e."""
-    heap = np.empty((score.size, 2), np.float64)
+    """The heap of every edge e at score[e], and the positions of the edges in it."""
+    n = score.size
+    heap = np.empty((n, 2), np.float64)
     heap[:, 0] = score
-    heap[:, 1] = np.arange(score.size)
-    for i in range((score.size - 2) // 4, -1, -1):
-        _sift_down(heap, score.size, i)
-    return heap
+    heap[:, 1] = np.arange(n)
+    pos = np.arange(n)
+    for i in range((n - 2) // 4, -1, -1):
+        _sift_down(heap, pos, n, i)
+    return heap, pos
 
 
 @numba.njit(cache=True, nogil=True)
-def pop(heap, size):
-    """The smallest entry (score, edge); the heap then holds ``size - 1`` entries."""
+def remove(heap, pos, size, e):
+    """Take edge ``e`` out of a heap of ``size`` entries (it then holds ``size - 1``)."""
+    i = pos[e]
+    pos[e] = -1
+    last = size - 1
+    if i == last:
+        return
+    _place(heap, pos, i, heap[last, 0], heap[last, 1])
+    if i > 0 and _less(heap[i, 0], heap[i, 1], heap[(i - 1) // 4, 0], heap[(i - 1) // 4, 1]):
+        _sift_up(heap, pos, i)
+    else:
+        _sift_down(heap, pos, last, i)
+
+
+@numba.njit(cache=True, nogil=True)
+def pop(heap, pos, size):
+    """The smallest entry (score, edge), taken out of the heap."""
     s, e = heap[0, 0], np.int64(heap[0, 1])
-    size -= 1
-    if size > 0:
-        heap[0, 0], heap[0, 1] = heap[size, 0], heap[size, 1]
-        _sift_down(heap, size, 0)
+    remove(heap, pos, size, e)
     return s, e
 
 
 @numba.njit(cache=True, nogil=True)
-def push(heap, size, s, e):
-    """Add (s, e) to a heap of ``size`` entries; returns the (possibly grown) array, which then
-    holds ``size + 1`` entries."""
-    if size == heap.shape[0]:
-        grown = np.empty((2 * heap.shape[0] + 1, 2), np.float64)
-        grown[:size] = heap[:size]
-        heap = grown
-    ef = np.float64(e)
-    i = size
-    while i > 0:
-        p = (i - 1) // 4
-        if not _less(s, ef, heap[p, 0], heap[p, 1]):
-            break
-        heap[i, 0], heap[i, 1] = heap[p, 0], heap[p, 1]
-        i = p
-    heap[i, 0], heap[i, 1] = s, ef
-    return heap
+def rescore(heap, pos, size, e, s):
+    """Give edge ``e`` (in the heap) the score ``s``."""
+    i = pos[e]
+    old = heap[i, 0]
+    heap[i, 0] = s
+    if s < old:
+        _sift_up(heap, pos, i)
+    elif s > old:
+        _sift_down(heap, pos, size, i)

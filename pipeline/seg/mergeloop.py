@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pipeline.seg.edgeheap import new_heap, pop, push
+from pipeline.seg.edgeheap import new_heap, pop, remove, rescore
 from pipeline.seg.pairtable import grown, new_pairs, pair_key, pair_slot
 
 
@@ -99,12 +99,12 @@ def _combine(g, f, cnt, tot, hist, use_hist, q, member_next, member_tail):
 @numba.njit(cache=True, nogil=True)
 def _fold(a, b, g_state, edge_state, stats, queue, pairs):
     """Fold node ``b`` into node ``a``: an edge (b, n) either moves to (a, n) or, when a already
-    has an edge to n, is combined into it and rescored (pushed onto the heap). Returns the heap
-    array, its size, and the pair table (all possibly grown) and its number of entries."""
+    has an edge to n, is combined into it (and taken off the heap) and rescored. Returns the
+    heap's size, and the pair table (all possibly grown) and its number of entries."""
     head, last, rec_next, deg = g_state
     alive, end0, end1, score, member_next, member_tail = edge_state
     cnt, tot, hist, use_hist, q = stats
-    heap, size = queue
+    heap, pos, size = queue
     table, n_pairs, n_nodes = pairs
     moved_head, moved_last = -1, -1
     r = head[b]
@@ -132,10 +132,10 @@ def _fold(a, b, g_state, edge_state, stats, queue, pairs):
                 g = np.int64(table[s, 1])
                 alive[f] = 0
                 deg[n] -= 1
-                new = _combine(g, f, cnt, tot, hist, use_hist, q, member_next, member_tail)
-                score[g] = new
-                heap = push(heap, size, new, g)
-                size += 1
+                score[g] = _combine(g, f, cnt, tot, hist, use_hist, q, member_next, member_tail)
+                remove(heap, pos, size, f)
+                size -= 1
+                rescore(heap, pos, size, g, score[g])
         r = r_next
     if moved_head != -1:
         if head[a] == -1:
@@ -144,7 +144,7 @@ def _fold(a, b, g_state, edge_state, stats, queue, pairs):
             rec_next[last[a]] = moved_head
         last[a] = moved_last
     head[b], last[b] = -1, -1
-    return heap, size, table, n_pairs
+    return size, table, n_pairs
 
 
 @numba.njit(cache=True, nogil=True)
@@ -160,14 +160,12 @@ def merge_loop(n_nodes, u, v, cnt, tot, hist, use_hist, q, score, threshold):
     head, last, rec_next, deg = _incidence(n_nodes, end0, end1)
     table = _pair_table(n_nodes, end0, end1)
     n_pairs = n_edges
-    heap = new_heap(score)
+    heap, pos = new_heap(score)
     size = n_edges
     level = -np.inf
     while size > 0:
-        s, e = pop(heap, size)
+        s, e = pop(heap, pos, size)
         size -= 1
-        if not alive[e] or s != score[e]:
-            continue
         if s >= threshold:
             break
         level = max(level, s)
@@ -181,13 +179,13 @@ def merge_loop(n_nodes, u, v, cnt, tot, hist, use_hist, q, score, threshold):
         deg[b] -= 1
         if deg[a] < deg[b]:
             a, b = b, a
-        heap, size, table, n_pairs = _fold(
+        size, table, n_pairs = _fold(
             a,
             b,
             (head, last, rec_next, deg),
             (alive, end0, end1, score, member_next, member_tail),
             (cnt, tot, hist, use_hist, q),
-            (heap, size),
+            (heap, pos, size),
             (table, n_pairs, n_nodes),
         )
     return result

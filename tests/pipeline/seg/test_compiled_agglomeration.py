@@ -1,18 +1,16 @@
 """The compiled agglomeration (``mergeloop``, ``edgeheap``) gives exactly the merge scores of the
 pure-Python version it replaced (``agglomeration_reference``): on random graphs with tied scores,
-with a threshold, and on the region graph of real FIB data; and its heap pops in
-``heapq``'s (score, edge) order."""
+with a threshold, and on the region graph of real FIB data; and its heap pops the
+smallest (score, edge) through rescoring and removals."""
 
 from __future__ import annotations
-
-import heapq
 
 import numba
 import numpy as np
 import pytest
 
 from pipeline.seg.agglomeration import Scoring, agglomerate
-from pipeline.seg.edgeheap import new_heap, pop, push
+from pipeline.seg.edgeheap import new_heap, pop, remove, rescore
 from pipeline.seg.rag import region_contacts
 from pipeline.seg.watershed import FragmentParams, fragments_from_boundary
 from tests.conftest import shared_file
@@ -72,31 +70,39 @@ def test_compiled_equals_reference_on_a_real_region_graph():
 
 
 @numba.njit(cache=True)
-def _heap_order(scores, edges, extra_s, extra_e):
-    """Entries (scores[i], edges[i]) heapified (``edges`` a permutation of 0..n-1), then the
-    extra entries pushed, then everything popped."""
-    order = np.argsort(edges)
-    heap = new_heap(scores[order])
+def _heap_run(scores, ops, edges, values):
+    """Apply ``ops`` (0: pop, 1: rescore edge to value, 2: remove edge) to the heap of
+    ``scores``; return the popped (score, edge) pairs, -1 for ops that do not pop."""
+    heap, pos = new_heap(scores)
     size = scores.size
-    for i in range(extra_s.size):
-        heap = push(heap, size, extra_s[i], extra_e[i])
-        size += 1
-    out_s, out_e = np.empty(size), np.empty(size, np.int64)
-    for i in range(out_s.size):
-        out_s[i], out_e[i] = pop(heap, size)
-        size -= 1
+    out_s, out_e = np.full(ops.size, -1.0), np.full(ops.size, -1, np.int64)
+    for i in range(ops.size):
+        if ops[i] == 0 and size > 0:
+            out_s[i], out_e[i] = pop(heap, pos, size)
+            size -= 1
+        elif ops[i] == 1 and pos[edges[i]] >= 0:
+            rescore(heap, pos, size, edges[i], values[i])
+        elif ops[i] == 2 and pos[edges[i]] >= 0:
+            remove(heap, pos, size, edges[i])
+            size -= 1
     return out_s, out_e
 
 
-def test_edge_heap_pops_in_heapq_order():
+def test_edge_heap_pops_the_smallest_score_then_edge():
     rng = np.random.default_rng(0)
-    s = np.round(rng.random(300), 1)  # many ties in score
-    e = rng.permutation(300).astype(np.int64)
-    xs, xe = np.round(rng.random(500), 1), rng.integers(0, 300, 500).astype(np.int64)
-    got_s, got_e = _heap_order(s, e, xs, xe)
-    want = list(zip(s.tolist(), e.tolist(), strict=True))
-    heapq.heapify(want)
-    for pair in zip(xs.tolist(), xe.tolist(), strict=True):
-        heapq.heappush(want, pair)
-    want = [heapq.heappop(want) for _ in range(len(want))]
-    assert list(zip(got_s.tolist(), got_e.tolist(), strict=True)) == want
+    scores = np.round(rng.random(400), 1)  # many ties in score
+    ops = rng.choice(3, 3000, p=[0.3, 0.5, 0.2])
+    edges = rng.integers(0, 400, 3000)
+    values = np.round(rng.random(3000), 1)
+    got_s, got_e = _heap_run(scores, ops, edges, values)
+    live = dict(enumerate(scores.tolist()))  # the reference: the min over a dict
+    for i, op in enumerate(ops.tolist()):
+        e = int(edges[i])
+        if op == 0 and live:
+            best = min(live.items(), key=lambda item: (item[1], item[0]))
+            assert (got_s[i], got_e[i]) == (best[1], best[0])
+            del live[best[0]]
+        elif op == 1 and e in live:
+            live[e] = float(values[i])
+        elif op == 2 and e in live:
+            del live[e]
