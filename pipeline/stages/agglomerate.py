@@ -14,6 +14,10 @@ Two schemes, chosen by the size of the graph (``max_global_edges``):
   level at which the global pass joined them. Cuts at thresholds >= ``local_threshold`` are the
   meaningful ones (below it the local merges are already applied).
 
+Both passes run the compiled merge loop (``pipeline.seg.mergeloop``): about 200 bytes per edge
+of the graph being agglomerated, so the client's memory is bounded by ``max_global_edges`` (the
+whole graph) or by the contracted graph, never by the volume.
+
 Scores are written per block (``agglomeration/scores/<block>.parquet``: u, v, score), aligned
 with the graph's edge tables; +inf marks edges whose endpoints never joined.
 """

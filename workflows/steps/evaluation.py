@@ -1,5 +1,5 @@
 """The evaluate step: VI split/merge and adapted Rand error of every segmentation against the
-ground truth, blockwise."""
+ground truth, blockwise on the cluster (block tables summed on the workers)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def evaluate_step(ctx: RunContext) -> dict[str, Any]:
             {
                 "threshold": s["threshold"],
                 "corrected": s["corrected"],
-                **evaluate_volumes(s["segmentation"], truth),
+                **evaluate_volumes(s["segmentation"], truth, client=ctx.client),
             }
             for s in ctx.values["segmentations"]
         ]

@@ -8,46 +8,25 @@ counts are sum(n_ij^2) - n (as in the SNEMI3D / CREMI definition and the DATA.md
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.geometry import Roi
-from pipeline.io.volume import open_input
+from pipeline.seg.contingency import pair_counts
 
 
 def block_contingency(
     seg: np.ndarray, gt: np.ndarray, ignore_gt_zero: bool = True, ignore_seg_zero: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (seg_ids, gt_ids, counts) of the distinct (seg, gt) pairs in one block."""
+    """Return (seg_ids, gt_ids, counts) of the distinct (seg, gt) pairs in one block, sorted by
+    (seg, gt): one compiled pass (``seg.contingency``)."""
     if seg.shape != gt.shape:
         raise InputError(f"segmentation block {seg.shape} and ground-truth block {gt.shape} differ")
-    s = np.asarray(seg).ravel()
-    g = np.asarray(gt).ravel()
-    if ignore_gt_zero or ignore_seg_zero:
-        keep = np.ones(s.shape, bool)
-        if ignore_gt_zero:
-            keep &= g != 0
-        if ignore_seg_zero:
-            keep &= s != 0
-        s, g = s[keep], g[keep]
-    if s.size == 0:
-        empty = np.zeros(0, np.uint64)
-        return empty, empty.copy(), np.zeros(0, np.int64)
-    su, si = np.unique(s, return_inverse=True)
-    gu, gi = np.unique(g, return_inverse=True)
-    key = si.astype(np.int64) * len(gu) + gi
-    k, counts = np.unique(key, return_counts=True)
-    return (
-        su[k // len(gu)].astype(np.uint64),
-        gu[k % len(gu)].astype(np.uint64),
-        counts.astype(np.int64),
-    )
+    return pair_counts(seg, gt, skip_a_zero=ignore_seg_zero, skip_b_zero=ignore_gt_zero)
 
 
-def _reduce(s: np.ndarray, g: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:
+def reduce_pairs(s: np.ndarray, g: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:
     """Sum the counts of repeated (s, g) pairs."""
     if s.size == 0:
         return s, g, c
@@ -83,7 +62,7 @@ class Contingency:
         if not self._pending:
             return
         parts = [(self.seg, self.gt, self.count), *self._pending]
-        self.seg, self.gt, self.count = _reduce(
+        self.seg, self.gt, self.count = reduce_pairs(
             np.concatenate([p[0] for p in parts]),
             np.concatenate([p[1] for p in parts]),
             np.concatenate([p[2] for p in parts]),
@@ -146,48 +125,3 @@ def evaluate_arrays(
             f"{tuple(gt.shape)}; score volumes of the same shape"
         )
     return scores_from_table(*block_contingency(seg, gt, ignore_gt_zero))
-
-
-def _block_slices(shape: Sequence[int], block: Sequence[int]) -> Iterator[tuple[slice, ...]]:
-    grid = [range(0, s, b) for s, b in zip(shape, block, strict=True)]
-    for z in grid[0]:
-        for y in grid[1]:
-            for x in grid[2]:
-                yield tuple(
-                    slice(o, min(o + b, s)) for o, b, s in zip((z, y, x), block, shape, strict=True)
-                )
-
-
-def evaluate_volumes(
-    seg_url: str,
-    gt_url: str,
-    ignore_gt_zero: bool = True,
-    block_shape: Sequence[int] | None = None,
-) -> dict[str, float]:
-    """Score two volumes (any URL ``open_volume`` reads) block by block: only one block of each
-    and the sparse contingency table are in memory at any time."""
-    seg_vol, gt_vol = open_input(seg_url, "evaluate"), open_input(gt_url, "evaluate against")
-    if seg_vol.shape != gt_vol.shape:
-        raise InputError(
-            f"segmentation {seg_url} has shape {seg_vol.shape} but ground truth {gt_url} has "
-            f"shape {gt_vol.shape}; crop one to the other before scoring"
-        )
-    for vol in (seg_vol, gt_vol):
-        if vol.channels is not None:
-            raise InputError(f"{vol.url} has {vol.channels} channels; a label volume has none")
-        if vol.dtype.kind == "f":
-            raise InputError(f"{vol.url} is {vol.dtype}; labels must be an integer volume")
-    if block_shape is None:
-        block_shape = tuple(max(c, 64) for c in seg_vol.chunks)
-        # aim for ~16M voxels per block: a few hundred MB for two uint64 blocks at most
-        while int(np.prod(block_shape)) < (1 << 24) and tuple(block_shape) != seg_vol.shape:
-            block_shape = tuple(
-                min(2 * b, s) for b, s in zip(block_shape, seg_vol.shape, strict=True)
-            )
-    table = Contingency()
-    for sl in _block_slices(seg_vol.shape, block_shape):
-        vroi = Roi.from_slices(sl)
-        seg = seg_vol.read(vroi.to_world(seg_vol.voxel_size).shift(seg_vol.offset))
-        gt = gt_vol.read(vroi.to_world(gt_vol.voxel_size).shift(gt_vol.offset))
-        table.add_block(seg, gt, ignore_gt_zero)
-    return table.scores()
