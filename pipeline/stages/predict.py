@@ -31,7 +31,7 @@ from pipeline.geometry import Coord, Roi
 from pipeline.inference.engine import EngineConfig, PatchEngine
 from pipeline.inference.network import ModelSource, pick_device, set_torch_threads
 from pipeline.inference.patch_grid import PatchGrid
-from pipeline.io.volume import Volume, create_volume, open_input, open_volume
+from pipeline.io.volume import Volume, create_volume, open_input, open_volume, output_shards
 from pipeline.provenance import provenance
 from pipeline.runner.blockwise import (
     Block,
@@ -240,6 +240,7 @@ def plan_predict(
         vin.voxel_size,
         vin.offset,
         chunks=chunks,
+        shards=output_shards(vin.shape, block, chunks),
         channels=source.spec.out_channels if source.spec.out_channels > 1 else None,
         attrs=output_attrs(source, params, block, cfg.batch_size, input_url),
         exist_ok=True,
