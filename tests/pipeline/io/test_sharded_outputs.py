@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorstore as ts
 
-from pipeline.errors import InputError
+from pipeline.errors import BlockFailures, InputError
 from pipeline.io.volume import create_volume, open_volume, output_shards, shard_chunks
 from pipeline.runner.blockwise import BlockTask, run_blockwise
 from pipeline.seg.watershed import FragmentParams
@@ -131,8 +131,9 @@ def test_worker_killed_half_way_through_a_shard_then_resumed(boundary, runs, tmp
         ) as lc,
         Client(lc) as c,
     ):
-        report = run_fragments(url, out, PARAMS, BLOCK, CONTEXT, client=c, progress=False)
-        if report.failed:  # the scheduler gave up on the killed task: resume the stage
+        try:
+            report = run_fragments(url, out, PARAMS, BLOCK, CONTEXT, client=c, progress=False)
+        except BlockFailures:  # the block was given up on: resume the stage
             report = run_fragments(url, out, PARAMS, BLOCK, CONTEXT, client=c, progress=False)
     assert os.path.exists(kill_flag(out)), "the worker was not killed"
     assert not report.failed
