@@ -6,6 +6,7 @@ shard."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -93,6 +94,15 @@ def test_sharded_outputs_equal_unsharded_with_fewer_files(runs):
         n_shards = np.prod([-(-s // g) for s, g in zip(SHAPE, shards, strict=True)])
         assert stored_files(Path(b) / "s0") == n_shards
         assert stored_files(Path(a) / "s0") >= 4 * n_shards
+
+
+def test_final_segmentation_has_a_pyramid_by_default(runs):
+    for result in runs:
+        seg = result["segmentations"][0]["segmentation"]
+        ome = json.loads((Path(seg) / "zarr.json").read_text())["attributes"]["ome"]
+        paths = [d["path"] for d in ome["multiscales"][0]["datasets"]]
+        assert paths[:2] == ["s0", "s1"] and "image-label" in ome
+        assert all((Path(seg) / p / "zarr.json").exists() for p in paths)
 
 
 def test_tensorstore_reads_sharded_outputs_as_zarr_does(runs):
