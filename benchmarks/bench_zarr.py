@@ -9,8 +9,8 @@ lowered to 1 so the same volume is written as it would be at scale (sharded). ``
 files under each output's arrays (chunks or shards, metadata excluded), per output and level.
 ``*_s``: seconds of the whole segment run. ``read_*_s``: reading the whole sharded fragments
 volume, best of 3. ``extrapolated_files``: the same grids at the issue's 240x1000x1000 volume
-(2.4e8 voxels) and at a 1e15-voxel (petavoxel) cube, computed from the chunk and shard shapes
-(one file per chunk unsharded, per shard sharded).
+(2.4e8 voxels) and at a 1e15-voxel (petavoxel) cube, from the layout rules at that size (one
+file per chunk unsharded, per shard sharded; s0 only).
 """
 
 from __future__ import annotations
@@ -99,17 +99,26 @@ def files_at(shape, chunks, shards) -> int:
     return math.prod(math.ceil(s / g) for s, g in zip(shape, grid, strict=True))
 
 
-def extrapolate(runs: dict) -> dict:
+def extrapolate() -> dict:
+    """Files of s0 at larger volumes from the layout rules themselves (the default 128^3
+    fragment blocks): today's unsharded layout vs what the rules give at that size."""
+    from pipeline.io.volume import output_shards
+    from pipeline.stages.fragments import DEFAULT_BLOCK, fragment_chunks
+    from pipeline.stages.relabel import segmentation_layout
+
     big = {"2.4e8 (240x1000x1000)": (240, 1000, 1000), "1e15 (100000^3)": (100_000,) * 3}
     out = {}
     for label, shape in big.items():
-        row = {}
-        for mode, info in runs.items():
-            for name in ("fragments", "segmentation"):
-                o = info[name]
-                # at scale the rule gives the sharded run's layout; below it the unsharded one
-                row[f"{name}_{mode}"] = files_at(shape, o["chunks"], o["shards"])
-        out[label] = row
+        chunks = fragment_chunks(DEFAULT_BLOCK)
+        _, seg_chunks, seg_shards = segmentation_layout(DEFAULT_BLOCK, shape)
+        out[label] = {
+            "fragments_unsharded": files_at(shape, chunks, None),
+            "fragments_sharded": files_at(
+                shape, chunks, output_shards(shape, DEFAULT_BLOCK, chunks)
+            ),
+            "segmentation_unsharded": files_at(shape, DEFAULT_BLOCK, None),
+            "segmentation_sharded": files_at(shape, seg_chunks, seg_shards),
+        }
     return out
 
 
@@ -146,7 +155,7 @@ def main(json_out: bool = False) -> dict:
         "read_fragments_zarr_s": round(reads["zarr"], 3),
         "read_fragments_tensorstore_s": round(reads["tensorstore"], 3),
         "zarr_over_tensorstore_read_time": round(reads["zarr"] / reads["tensorstore"], 3),
-        "extrapolated_files": extrapolate(runs),
+        "extrapolated_files": extrapolate(),
     }
     if not json_out:
         for k, v in result.items():
