@@ -158,3 +158,25 @@ def _killing_block():
     from tests.support.sharding import FragmentsKilledOnce
 
     return FragmentsKilledOnce
+
+
+def test_boundaries_are_sharded_at_scale_and_equal_unsharded(tmp_path, client, monkeypatch):
+    from pipeline.stages.predict import predict
+    from pipeline.synthetic.volume import make_volume
+    from tests.support.predict import tiny_net, write_input
+
+    raw = make_volume((16, 32, 64), seed=2).raw
+    url = write_input(str(tmp_path / "in.zarr/raw"), raw)
+    opts = dict(client=client, progress=False, patch=(16, 16, 16), block=(16, 32, 32))
+    opts.update(chunks=(16, 16, 16), dtype="float32", device="cpu")
+    predict(tiny_net(1), url, str(tmp_path / "plain.zarr/b"), **opts)
+    monkeypatch.setattr("pipeline.io.volume.SHARD_ABOVE", 1)
+    predict(tiny_net(1), url, str(tmp_path / "sharded.zarr/b"), **opts)
+    plain, sharded = (
+        open_volume(str(tmp_path / "plain.zarr/b")),
+        open_volume(str(tmp_path / "sharded.zarr/b")),
+    )
+    assert plain.shards is None and sharded.shards == (16, 32, 32)
+    np.testing.assert_array_equal(sharded.read(), plain.read())
+    assert stored_files(Path(sharded.url) / "s0") == 2 and stored_files(Path(plain.url) / "s0") == 8
+    np.testing.assert_array_equal(tensorstore_read(sharded.url), plain.read())
