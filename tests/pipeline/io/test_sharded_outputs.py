@@ -105,6 +105,20 @@ def test_final_segmentation_has_a_pyramid_by_default(runs):
         assert all((Path(seg) / p / "zarr.json").exists() for p in paths)
 
 
+def test_no_pyramid_when_turned_off(boundary, client, tmp_path):
+    from workflows.run import segment_boundaries
+    from workflows.schema import FragmentsStage, SegmentStage, Stages
+
+    _, url = boundary
+    stages = Stages(
+        fragments=FragmentsStage(block=BLOCK, context=CONTEXT),
+        segment=SegmentStage(thresholds=[0.7], pyramid=False),
+    )
+    result = segment_boundaries(url, str(tmp_path / "o.zarr/seg"), stages, client, False)
+    seg = Path(result["segmentations"][0]["segmentation"])
+    assert (seg / "s0").is_dir() and not (seg / "s1").exists()
+
+
 def test_tensorstore_reads_sharded_outputs_as_zarr_does(runs):
     _, sharded = runs
     for url in (sharded["fragments_url"], sharded["segmentations"][0]["segmentation"]):
