@@ -80,6 +80,9 @@ class AgglomerateStage(Strict):
 
 class SegmentStage(Strict):
     thresholds: list[MergeThreshold] = Field(default_factory=lambda: [0.7], min_length=1)
+    pyramid: bool = Field(
+        True, description="scale levels s1, s2, ... of the final segmentation (OME-Zarr)"
+    )
 
 
 class CorrectStage(Strict):

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from pipeline.errors import InputError
-from pipeline.geometry import as_coord
+from pipeline.geometry import Coord, as_coord
 from pipeline.io.base import Volume, VolumeLayout, check_dtype
 from pipeline.io.hdf5 import H5_URL, Hdf5Volume
 from pipeline.io.precomputed import PrecomputedVolume, precomputed_exists
@@ -17,6 +18,36 @@ from pipeline.io.problems import storage_access
 from pipeline.io.tiff import TiffVolume
 from pipeline.io.urls import refuse_overwriting
 from pipeline.io.zarr_v3 import ZarrVolume, zarr_exists
+
+# Outputs of at least this many voxels (about 1.3e8, e.g. 512^3) are written in shards: one
+# shard per block task, so no two tasks write one shard, and one file per block instead of one
+# per chunk. Below it an output has at most a few hundred chunk files and stays unsharded.
+SHARD_ABOVE = 2**27
+SHARD_SIDE = 64  # voxels: at most this per side for the chunks inside a shard
+
+
+def output_shards(
+    shape: Sequence[int], block: Sequence[int], chunks: Sequence[int]
+) -> Coord | None:
+    """The shard shape of a new output of ``shape`` voxels written by blocks of ``block`` voxels
+    in ``chunks``: the block itself when the output has ``SHARD_ABOVE`` voxels or more and a
+    block holds several whole chunks; None (unsharded) otherwise."""
+    block, chunks = tuple(int(b) for b in block), tuple(int(c) for c in chunks)
+    if math.prod(int(s) for s in shape) < SHARD_ABOVE or block == chunks:
+        return None
+    if any(b % c for b, c in zip(block, chunks, strict=True)):
+        return None
+    return block
+
+
+def shard_chunks(block: Sequence[int]) -> Coord:
+    """Chunks for a shard of ``block`` voxels: the largest divisor of each side up to
+    ``SHARD_SIDE`` (16 or more), else the whole side."""
+    out = []
+    for b in block:
+        divisors = [d for d in range(min(int(b), SHARD_SIDE), 15, -1) if b % d == 0]
+        out.append(divisors[0] if divisors else int(b))
+    return tuple(out)
 
 
 def _scheme(url: str) -> str:
@@ -84,17 +115,20 @@ def create_volume(
     attrs: dict[str, Any] | None = None,
     exist_ok: bool = False,
     sources: Sequence[str | None] = (),
+    labels: bool = False,
 ) -> Volume:
     """Create a volume (Zarr v3 with OME-Zarr metadata, or precomputed). With ``exist_ok`` an
     existing volume of the same geometry is reopened to resume writing it, but only one that
     the same stage wrote (its ``attrs["petaseg"]["stage"]``): an input, or another stage's
     output, is never written over. ``sources`` are the volumes the writer reads: an output that
-    is one of them, lies inside one or holds one is refused before anything is written."""
+    is one of them, lies inside one or holds one is refused before anything is written.
+    ``labels``: the volume holds integer labels (fragments, segmentations): a Zarr volume gets
+    OME-Zarr ``image-label`` metadata. ``shards``: see ``output_shards`` for the default rule."""
     url = str(url)
     refuse_overwriting([url], sources, f"writing {url}")
     with storage_access(url):
         return _create_volume(
-            url, shape, dtype, voxel_size, offset, chunks, shards, channels, attrs, exist_ok
+            url, shape, dtype, voxel_size, offset, chunks, shards, channels, attrs, exist_ok, labels
         )
 
 
@@ -109,6 +143,7 @@ def _create_volume(
     channels: int | None,
     attrs: dict[str, Any] | None,
     exist_ok: bool,
+    labels: bool = False,
 ) -> Volume:
     shape, voxel_size = as_coord(shape, 3), as_coord(voxel_size, 3)
     offset, chunks = as_coord(offset, 3), as_coord(chunks, 3)
@@ -147,7 +182,7 @@ def _create_volume(
         raise InputError(
             f"{url}: petaseg writes Zarr (a path or s3://) or precomputed://, not {scheme}"
         )
-    return ZarrVolume.create(url, layout)
+    return ZarrVolume.create(url, layout, labels=labels)
 
 
 def refuse_foreign(vol: Volume, attrs: dict[str, Any] | None) -> None:

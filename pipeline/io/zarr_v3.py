@@ -21,9 +21,7 @@ from pipeline.errors import InputError
 from pipeline.geometry import Coord, Roi
 from pipeline.io.base import Volume, VolumeLayout
 from pipeline.io.fs import filesystem, storage_options
-
-NGFF_VERSION = "0.5"
-
+from pipeline.io.ome import image_label, level_path, multiscales
 
 # errors of our own code, never a damaged store: they are raised as they are
 PROGRAMMING_ERRORS = (IndexError, TypeError, AttributeError, NameError, AssertionError)
@@ -56,29 +54,8 @@ def zarr_exists(url: str) -> bool:
 def ngff_metadata(
     name: str, voxel_size: Coord, offset: Coord, channels: int | None
 ) -> dict[str, Any]:
-    axes = [{"name": a, "type": "space", "unit": "nanometer"} for a in "zyx"]
-    scale, translation = list(voxel_size), list(offset)
-    if channels is not None:
-        axes = [{"name": "c", "type": "channel"}, *axes]
-        scale, translation = [1, *scale], [0, *translation]
-    return {
-        "version": NGFF_VERSION,
-        "multiscales": [
-            {
-                "name": name,
-                "axes": axes,
-                "datasets": [
-                    {
-                        "path": "s0",
-                        "coordinateTransformations": [
-                            {"type": "scale", "scale": [float(s) for s in scale]},
-                            {"type": "translation", "translation": [float(t) for t in translation]},
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
+    """The ``ome`` attribute of a new volume: one scale level, ``s0``."""
+    return multiscales(name, voxel_size, offset, channels)
 
 
 def split_container(url: str) -> tuple[str, str]:
@@ -169,8 +146,9 @@ class ZarrVolume(Volume):
         return cls(url, mode, None, array, voxel_size, offset, channels)
 
     @classmethod
-    def create(cls, url: str, layout: VolumeLayout) -> ZarrVolume:
-        """A new Zarr v3 group with the array ``s0`` and OME-Zarr metadata."""
+    def create(cls, url: str, layout: VolumeLayout, labels: bool = False) -> ZarrVolume:
+        """A new Zarr v3 group with the array ``s0`` and OME-Zarr metadata (``labels``: with
+        ``image-label`` metadata, for fragments and segmentations)."""
         url = url.rstrip("/")
         opts = storage_options(url) or None
         _ensure_parent_groups(url)
@@ -185,7 +163,7 @@ class ZarrVolume(Volume):
         channels = layout.channels
         lead = () if channels is None else (channels,)
         array = group.create_array(
-            "s0",
+            level_path(0),
             shape=(*lead, *layout.shape),
             dtype=layout.dtype,
             chunks=(*lead, *layout.chunks),
@@ -195,6 +173,8 @@ class ZarrVolume(Volume):
         )
         name = url.rsplit("/", 1)[-1]
         ome = ngff_metadata(name, layout.voxel_size, layout.offset, channels)
+        if labels:
+            ome["image-label"] = image_label()
         group.attrs.update({"ome": ome, **(layout.attrs or {})})
         return cls(url, "a", group, array, layout.voxel_size, layout.offset, channels)
 
@@ -260,6 +240,59 @@ class ZarrVolume(Volume):
             return int(fs.du(path))
         except Exception:
             return None
+
+
+def _open_group(url: str):
+    node = _open_node(url, "r+")
+    if not isinstance(node, zarr.Group):
+        raise InputError(
+            f"{url} is a bare Zarr array; scale levels need a volume group (s0, s1, ...)"
+        )
+    return node
+
+
+def open_level(url: str, level: int, mode: str = "r"):
+    """The zarr array of scale level ``level`` (``s<level>``) of the volume at ``url``."""
+    return _open_node(f"{url.rstrip('/')}/{level_path(level)}", mode)
+
+
+def create_level(
+    url: str, level: int, shape: Sequence[int], chunks: Sequence[int], shards: Sequence[int] | None
+):
+    """Create scale level ``level`` beside ``s0`` (same dtype and channels), or reopen it when it
+    exists with this shape (a resumed run)."""
+    group = _open_group(url.rstrip("/"))
+    base = group[level_path(0)]
+    lead = tuple(int(c) for c in base.shape[:-3])
+    name = level_path(level)
+    if name in group:
+        array = group[name]
+        if tuple(array.shape) != (*lead, *shape):
+            raise InputError(
+                f"{url}/{name} exists with shape {tuple(array.shape)}, but level {level} of this "
+                f"volume needs {(*lead, *shape)}; remove {url}/{name} and run again"
+            )
+        return array
+    return group.create_array(
+        name,
+        shape=(*lead, *shape),
+        dtype=base.dtype,
+        chunks=(*lead, *chunks),
+        shards=(*lead, *shards) if shards else None,
+        fill_value=0,
+        dimension_names=base.metadata.dimension_names,
+    )
+
+
+def set_levels(url: str, factors: Sequence[Sequence[int]]) -> None:
+    """List the scale levels of the volume at ``url`` in its ``ome.multiscales``: one per
+    cumulative factor (level 0 first); the rest of its ``ome`` attribute (``image-label``) stays."""
+    vol = ZarrVolume.open(url)
+    group = _open_group(vol.url)
+    ome = dict(group.attrs.get("ome") or {})
+    name = (ome.get("multiscales") or [{}])[0].get("name") or vol.url.rsplit("/", 1)[-1]
+    fresh = multiscales(name, vol.voxel_size, vol.offset, vol.channels, factors)
+    group.attrs["ome"] = {**ome, **fresh}
 
 
 def chunk_grid_check(vol: Volume, block_shape_nm: Sequence[int]) -> None:

@@ -28,7 +28,14 @@ from pipeline.errors import InputError
 from pipeline.geometry import Roi, in_nm
 from pipeline.io.boundary import read_boundary
 from pipeline.io.urls import refuse_overwriting
-from pipeline.io.volume import Volume, create_volume, exists, open_input, open_volume
+from pipeline.io.volume import (
+    Volume,
+    create_volume,
+    exists,
+    open_input,
+    open_volume,
+    output_shards,
+)
 from pipeline.provenance import provenance
 from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
@@ -160,13 +167,16 @@ def run_fragments(
                 f"{fragments_url} already holds fragments of another block grid or tool "
                 f"(id scheme {have}, this run: {scheme}); remove it or write to another URL"
             )
+    chunks = fragment_chunks(block)
     fvol = create_volume(
         fragments_url,
         bvol.shape,
         np.uint64,
         bvol.voxel_size,
         bvol.offset,
-        chunks=fragment_chunks(block),
+        chunks=chunks,
+        shards=output_shards(bvol.shape, block, chunks),
+        labels=True,
         attrs={
             "petaseg": provenance(
                 "fragments",

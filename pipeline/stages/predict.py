@@ -40,7 +40,7 @@ from pipeline.inference.network import ModelSource, pick_device, set_torch_threa
 from pipeline.inference.patch_grid import PatchGrid
 from pipeline.inference.prefetch import Prefetcher, thread_prefetcher
 from pipeline.inference.timing import busy_summary, collect_times, record_block
-from pipeline.io.volume import Volume, create_volume, open_input, open_volume
+from pipeline.io.volume import Volume, create_volume, open_input, open_volume, output_shards
 from pipeline.provenance import provenance
 from pipeline.runner.blockwise import (
     Block,
@@ -323,6 +323,7 @@ def plan_predict(
         vin.voxel_size,
         vin.offset,
         chunks=chunks,
+        shards=output_shards(vin.shape, block, chunks),
         channels=source.spec.out_channels if source.spec.out_channels > 1 else None,
         attrs=output_attrs(source, params, block, cfg.batch_size, input_url),
         exist_ok=True,

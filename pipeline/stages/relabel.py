@@ -16,7 +16,13 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.io.tables import lut_table, read_json, read_table, threshold_name
-from pipeline.io.volume import create_volume, open_input, open_volume
+from pipeline.io.volume import (
+    create_volume,
+    open_input,
+    open_volume,
+    output_shards,
+    shard_chunks,
+)
 from pipeline.provenance import provenance
 from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
@@ -100,6 +106,25 @@ class RelabelBlock:
         out.write(block.write_roi, apply_lut(frag, keys, values, f"block {block.block_id}"))
 
 
+SHARD_BLOCK = 256  # voxels a side (at least) of a relabel block, and shard, at scale
+
+
+def segmentation_layout(
+    block: Sequence[int], shape: Sequence[int]
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...] | None]:
+    """(block, chunks, shards) of a segmentation: chunks of the fragments' block, unsharded;
+    at scale (``output_shards``) blocks of whole fragment blocks of at least ``SHARD_BLOCK``
+    voxels a side (within the volume), each one shard of smaller chunks."""
+    block = tuple(int(b) for b in block)
+    grown = tuple(
+        b * max(1, min(SHARD_BLOCK // b, -(-int(s) // b)))
+        for b, s in zip(block, shape, strict=True)
+    )
+    chunks = shard_chunks(grown)
+    shards = output_shards(shape, grown, chunks)
+    return (grown, chunks, shards) if shards else (block, block, None)
+
+
 def run_relabel(
     fragments_url: str,
     lut: str,
@@ -119,14 +144,18 @@ def run_relabel(
             f"lookup table {lut} was built for fragments with id scheme {meta.get('scheme')}, "
             f"but {fragments_url} has {scheme or None}; relabel the fragments it was built from"
         )
-    block = tuple(scheme.get("block_shape") or [min(c, 128) for c in fvol.chunks])
+    block, chunks, shards = segmentation_layout(
+        scheme.get("block_shape") or [min(c, 128) for c in fvol.chunks], fvol.shape
+    )
     out = create_volume(
         output_url,
         fvol.shape,
         np.uint64,
         fvol.voxel_size,
         fvol.offset,
-        chunks=block,
+        chunks=chunks,
+        shards=shards,
+        labels=True,
         attrs={
             "petaseg": provenance(
                 "relabel",

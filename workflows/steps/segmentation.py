@@ -10,6 +10,7 @@ from pipeline.seg.watershed import FragmentParams
 from pipeline.stages.agglomerate import run_agglomerate
 from pipeline.stages.fragments import run_fragments
 from pipeline.stages.graph import run_graph
+from pipeline.stages.pyramid import run_pyramid
 from pipeline.stages.relabel import output_for, relabel_luts
 from pipeline.stages.segment import run_segment
 from workflows.schema import FragmentsStage
@@ -91,9 +92,13 @@ def relabel(ctx: RunContext) -> dict[str, Any]:
     )
     # what proofreading starts from: the corrected segmentation, else the first threshold's
     final = next((s for s in written if s["corrected"]), written[0])
+    levels = None
+    if ctx.stages.segment.pyramid:
+        levels = 1 + len(run_pyramid(final["segmentation"], True, None, ctx.client, ctx.progress))
     return {
         "segmentations": written,
         "final_segmentation": final["segmentation"],
+        "final_levels": levels,
         "voxels": voxels(ctx.values["fragments"]) * len(written),
     }
 
@@ -102,6 +107,7 @@ def relabel_config(ctx: RunContext) -> dict[str, Any]:
     return {
         "luts": [i["lut"] for i in ctx.values["luts"]],
         "corrected": ctx.values.get("correction"),
+        "pyramid": ctx.stages.segment.pyramid,
     }
 
 
