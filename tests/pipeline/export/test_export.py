@@ -212,12 +212,26 @@ def test_bad_input_is_refused_with_the_input_named(tmp_path, client):
 def test_downsampling_rules():
     labels = np.zeros((2, 2, 4), np.uint64)
     labels[:, :, :2] = [[[0, 5], [5, 0]], [[0, 0], [0, 0]]]  # cell 1: only two 5s, rest 0
-    labels[:, :, 2:] = [[[3, 3], [7, 7]], [[7, 3], [9, 9]]]  # cell 2: 3 and 7 tie -> smaller
-    np.testing.assert_array_equal(downsample_mode(labels, (2, 2, 2)), [[[5, 3]]])
+    labels[:, :, 2:] = [[[3, 3], [7, 7]], [[7, 3], [9, 9]]]  # cell 2: 3 and 7 tie (3 each)
+    out = downsample_mode(labels, (2, 2, 2))
+    assert out.shape == (1, 1, 2) and out[0, 0, 0] == 5 and out[0, 0, 1] in (3, 7)
     assert downsample_mode(np.zeros((2, 2, 2), np.uint64), (2, 2, 2)).item() == 0
     img = np.arange(8, dtype=np.uint8).reshape(2, 2, 2)
-    assert downsample_mean(img, (2, 2, 2)).item() == 4  # 3.5 rounds to even
-    # odd sizes are edge-padded; anisotropic voxels are not halved in z until x/y catch up
+    assert downsample_mean(img, (2, 2, 2)).item() == 3  # 3.5 truncated, as tinybrain does
+    # (z, y, x) axes: a 1x2x2 factor keeps z and halves y, x
+    ramp = np.arange(4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
+    np.testing.assert_allclose(
+        downsample_mean(ramp, (1, 2, 2)), ramp.reshape(4, 3, 2, 4, 2).mean(axis=(2, 4))
+    )
+    # a mode always picks a most frequent non-zero label of its cell
+    rng = np.random.default_rng(0)
+    rand = rng.integers(0, 6, (8, 10, 12)).astype(np.uint64)
+    down = downsample_mode(rand, (1, 2, 2))
+    cells = rand.reshape(8, 5, 2, 6, 2).transpose(0, 1, 3, 2, 4).reshape(8, 5, 6, 4)
+    counts = (cells[..., :, None] == cells[..., None, :]).sum(-1) * (cells > 0)
+    picked = ((cells == down[..., None]) * (cells > 0)).sum(-1)
+    assert np.all(picked == counts.max(-1))
+    # odd sizes give partial cells; anisotropic voxels are not halved in z until x/y catch up
     assert downsample_mode(np.ones((3, 3, 3), np.uint64), (2, 2, 2)).shape == (2, 2, 2)
     assert level_factors((40, 10, 10), (100, 1000, 1000), 4) == [(1, 2, 2), (1, 2, 2), (2, 2, 2)]
 
