@@ -257,3 +257,9 @@ def test_export_command(exported, capsys):
     )
     assert main(["export", out]) == 2
     assert "nothing to export" in capsys.readouterr().err
+    assert main(["export", out + "2", "--segmentation", seg, "--mesh-level", "7"]) == 2
+    assert "--mesh-level 7" in capsys.readouterr().err
+    legacy = str(exported["tmp"] / "ng_legacy")
+    args = ["export", legacy, "--segmentation", seg, "--levels", "1", "--unsharded"]
+    assert main([*args, "--no-skeletons", "--cluster", "threads:1"]) == 0
+    assert (exported["tmp"] / "ng_legacy" / "segmentation" / "mesh" / "99:0").exists()

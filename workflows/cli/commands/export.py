@@ -35,8 +35,29 @@ def export(
         int, typer.Option(help="voxels; smaller segments get no mesh/skeleton")
     ] = 1000,
     object_block: Annotated[
-        str, typer.Option(help="mesh/skeleton block Z,Y,X voxels")
+        str, typer.Option(help="mesh/skeleton block Z,Y,X voxels (of the mesh scale level)")
     ] = "128,128,128",
+    mesh_level: Annotated[
+        int | None,
+        typer.Option(
+            help="scale level to mesh and skeletonize (0 = full resolution; default: the "
+            "coarsest level where a --min-size segment keeps 64 voxels)"
+        ),
+    ] = None,
+    unsharded: Annotated[
+        bool,
+        typer.Option(help="legacy one-file-per-segment meshes and skeletons (small volumes)"),
+    ] = False,
+    edit_log: Annotated[
+        str | None,
+        typer.Option(
+            help="proofreading edit log: --segmentation is the fragments, shown at --version; "
+            "an earlier export into OUT from this log is updated incrementally"
+        ),
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="edit log version (default: the latest)")
+    ] = None,
     base: Annotated[
         str, typer.Option(help="URL the folder will be served from (for the state)")
     ] = "http://127.0.0.1:8000",
@@ -47,7 +68,13 @@ def export(
     from pipeline.export.objects import ObjectParams
     from pipeline.export.precomputed import export as run_export
 
-    params = ObjectParams(meshes=meshes, skeletons=skeletons, min_size=min_size)
+    params = ObjectParams(
+        meshes=meshes,
+        skeletons=skeletons,
+        min_size=min_size,
+        format="legacy" if unsharded else "sharded",
+        mesh_level=mesh_level,
+    )
     with client_for(cluster) as client:
         result = run_export(
             out,
@@ -61,6 +88,8 @@ def export(
             object_block=parse_zyx(object_block, "object-block"),
             base=base,
             client=client,
+            edit_log=edit_log,
+            version=version,
         )
     if as_json:
         print_json(result.as_dict())
