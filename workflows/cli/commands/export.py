@@ -10,6 +10,28 @@ import typer
 
 from workflows.cli.options import AsJson, Chunks, Cluster, Lut, client_for, parse_zyx, print_json
 
+ObjectBlock = Annotated[
+    str, typer.Option(help="mesh/skeleton block Z,Y,X voxels (of the mesh scale level)")
+]
+MeshLevel = Annotated[
+    int | None,
+    typer.Option(
+        help="scale level to mesh and skeletonize (0 = full resolution; default: the coarsest "
+        "level where a --min-size segment keeps 64 voxels)"
+    ),
+]
+Unsharded = Annotated[
+    bool, typer.Option(help="legacy one-file-per-segment meshes and skeletons (small volumes)")
+]
+EditLogPath = Annotated[
+    str | None,
+    typer.Option(
+        help="proofreading edit log: --segmentation is the fragments, shown at --version; an "
+        "earlier export into OUT from this log is updated incrementally"
+    ),
+]
+Version = Annotated[int | None, typer.Option(help="edit log version (default: the latest)")]
+
 
 def export(
     out: Annotated[str, typer.Argument(help="output folder (or s3://, gs:// prefix)")],
@@ -34,30 +56,11 @@ def export(
     min_size: Annotated[
         int, typer.Option(help="voxels; smaller segments get no mesh/skeleton")
     ] = 1000,
-    object_block: Annotated[
-        str, typer.Option(help="mesh/skeleton block Z,Y,X voxels (of the mesh scale level)")
-    ] = "128,128,128",
-    mesh_level: Annotated[
-        int | None,
-        typer.Option(
-            help="scale level to mesh and skeletonize (0 = full resolution; default: the "
-            "coarsest level where a --min-size segment keeps 64 voxels)"
-        ),
-    ] = None,
-    unsharded: Annotated[
-        bool,
-        typer.Option(help="legacy one-file-per-segment meshes and skeletons (small volumes)"),
-    ] = False,
-    edit_log: Annotated[
-        str | None,
-        typer.Option(
-            help="proofreading edit log: --segmentation is the fragments, shown at --version; "
-            "an earlier export into OUT from this log is updated incrementally"
-        ),
-    ] = None,
-    version: Annotated[
-        int | None, typer.Option(help="edit log version (default: the latest)")
-    ] = None,
+    object_block: ObjectBlock = "128,128,128",
+    mesh_level: MeshLevel = None,
+    unsharded: Unsharded = False,
+    edit_log: EditLogPath = None,
+    version: Version = None,
     base: Annotated[
         str, typer.Option(help="URL the folder will be served from (for the state)")
     ] = "http://127.0.0.1:8000",
