@@ -50,6 +50,7 @@ class ObjectParams:
     min_size: int = 1000  # voxels: smaller segments get no mesh and no skeleton
     mesh_reduction: int = 100  # zmesh simplification target (faces / reduction); as igneous
     mesh_max_error_vox: float = 4.0  # simplification error bound, voxels (igneous: 40 nm)
+    fqmr_reduction: int = 8  # sharded format: faces / this after fast quadric simplification
     skeleton_scale: float = 1.5  # kimimaro TEASAR: invalidation radius = scale * DBF + const
     skeleton_const_vox: float = 30.0
     dust_vox: int = 0  # pieces smaller than this per block are not skeletonized
@@ -225,17 +226,31 @@ class ObjectsBlock:
             seg = original[int(local)]
             if seg == 0:
                 continue
-            m = mesher.get(
+            m = self._simplified(mesher, local, max_err)
+            if len(m.faces) == 0:
+                continue
+            out.add(int(seg), m.vertices + shift[::-1], m.faces)
+        mesher.clear()
+
+    def _simplified(self, mesher, local: int, max_err: float):
+        """The legacy format keeps zmesh's error-bounded simplifier; the sharded one meshes raw
+        and reduces by fast quadric simplification (about 3x faster), keeping the open borders
+        at block faces so neighbouring pieces still meet vertex for vertex."""
+        import zmesh
+
+        if self.params.format == "legacy":
+            return mesher.get(
                 local,
                 normals=False,
                 reduction_factor=self.params.mesh_reduction,
                 max_error=max_err,
                 voxel_centered=True,
             )
-            if len(m.faces) == 0:
-                continue
-            out.add(int(seg), m.vertices + shift[::-1], m.faces)
-        mesher.clear()
+        m = mesher.get(local, normals=False, reduction_factor=0, max_error=0, voxel_centered=True)
+        target = max(4, len(m.faces) // self.params.fqmr_reduction)
+        if len(m.faces) <= 4:
+            return m
+        return zmesh.simplify_fqmr(m, target_count=target, preserve_border=True)
 
     def _skeletonize(self, labels: np.ndarray, origin: np.ndarray, out: _Pieces) -> None:
         import kimimaro
