@@ -60,6 +60,18 @@ def tiled_labels(shape: tuple[int, int, int]) -> np.ndarray:
     return out
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished (waited-for) descendants: the fairer
+    measure on a shared machine, where other jobs stretch wall time."""
+    import resource
+
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def count_files(folder: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(folder))
 
@@ -73,6 +85,7 @@ def petaseg_export(url: str, out: Path) -> dict:
         n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
     )
     client = Client(cluster)
+    c0 = cpu_seconds()
     try:
         t0 = time.perf_counter()
         _, _, secs = export_segmentation(str(out), url, client=client, progress=False)
@@ -80,7 +93,8 @@ def petaseg_export(url: str, out: Path) -> dict:
     finally:
         client.close()
         cluster.close()
-    return {"seconds": wall, "parts": secs, "files": count_files(out)}
+    cpu = cpu_seconds() - c0  # includes the workers' start (a few seconds)
+    return {"seconds": wall, "cpu": cpu, "parts": secs, "files": count_files(out)}
 
 
 def igneous_export(labels: np.ndarray, tmp: Path) -> dict:
@@ -108,13 +122,14 @@ def igneous_export(labels: np.ndarray, tmp: Path) -> dict:
         ),
         lambda: tc.create_sharded_skeleton_merge_tasks(path, dust_threshold=1000, tick_threshold=0),
     ]  # fmt: skip
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     with quiet_fd():
         for make in steps:
             tq.insert(make())
             tq.execute(progress=False)
     wall = time.perf_counter() - t0
-    return {"seconds": wall, "files": count_files(tmp / "ig") - written}
+    cpu = cpu_seconds() - c0
+    return {"seconds": wall, "cpu": cpu, "files": count_files(tmp / "ig") - written}
 
 
 def main(json_out: bool = False) -> dict:
@@ -145,6 +160,10 @@ def main(json_out: bool = False) -> dict:
         "igneous_s": round(ig["seconds"], 2),
         "igneous_files_written": ig["files"],
         "export_vs_igneous": round(ig["seconds"] / ours["seconds"], 3),
+        "export_cpu_s": round(ours["cpu"], 1),
+        "igneous_cpu_s": round(ig["cpu"], 1),
+        "export_vs_igneous_cpu": round(ig["cpu"] / max(ours["cpu"], 1e-9), 3),
+        "load_average": round(os.getloadavg()[0], 1),
         "files_vs_igneous": round(ours["files"] / max(1, ig["files"]), 3),
         "files_per_1e8_voxels": round(ours["files"] * 1e8 / voxels, 1),
     }
