@@ -189,3 +189,13 @@ def test_large_meshes_get_several_levels_of_detail():
         faces[0] += len(d.faces)
     coarse = DracoPy.decode(entry[int(sizes[:-1].sum()) : int(sizes.sum())])
     assert len(coarse.faces) < 0.6 * faces[0]  # each level halves the triangles
+
+
+def test_default_mesh_level_keeps_min_size_segments():
+    from pipeline.export import default_mesh_level
+
+    iso = {"scales": [{"resolution": [r, r, r]} for r in (10, 20, 40, 80)]}
+    assert default_mesh_level(iso, 1000) == 1  # 8 voxels per cell: 125 left of 1000
+    assert default_mesh_level(iso, 64) == 0 and default_mesh_level(iso, 10**6) == 3
+    aniso = {"scales": [{"resolution": r} for r in ([10, 10, 40], [20, 20, 40], [40, 40, 80])]}
+    assert default_mesh_level(aniso, 1000) == 1 and default_mesh_level(aniso, 2048) == 2
