@@ -11,6 +11,7 @@ mesh and skeletonize). Labels are mode-downsampled, so thin neurites survive at 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +30,6 @@ from pipeline.io.fs import filesystem, join, write_whole
 from pipeline.runner.blockwise import BlockTask, RunReport, run_blockwise
 
 KEEP_VOXELS = 64
-RECORD = "objects/export.json"
 
 
 def default_mesh_level(info: dict[str, Any], min_size: int) -> int:
@@ -124,8 +124,6 @@ def write_sharded_objects(
         ),
     ]
     reports = [run_blockwise(t, client=client, progress=progress) for t in tasks]
-    import json
-
     for name, body in object_infos(info, layout).items():
         if getattr(params, "meshes" if name == "mesh" else "skeletons"):
             write_whole(join(root, name, "info"), json.dumps(body).encode())
