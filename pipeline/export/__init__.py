@@ -10,12 +10,14 @@ from pipeline.export.precomputed import (
     read_state_file,
 )
 from pipeline.export.serve import DataServer
+from pipeline.export.sharded_run import default_mesh_level
 from pipeline.export.view import open_viewer
 
 __all__ = [
     "DataServer",
     "ExportResult",
     "ObjectParams",
+    "default_mesh_level",
     "export",
     "export_image",
     "export_segmentation",

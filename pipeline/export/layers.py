@@ -10,7 +10,7 @@ voxel offset, like cloud-volume's ``add_scale``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,8 +120,9 @@ class PyramidBlock:
         write_first: bool,
         factors: Sequence[Factor],
         info: dict,
+        counter: Callable[[int, np.ndarray], None] | None = None,
     ):
-        self.layer, self.kind, self.source = layer, kind, source
+        self.layer, self.kind, self.source, self.counter = layer, kind, source, counter
         self.first, self.write_first, self.factors = first, write_first, list(factors)
         self.geoms = [level_geometry(info, lv) for lv in range(len(info["scales"]))]
 
@@ -131,16 +132,25 @@ class PyramidBlock:
         start = tuple(b // r - o for b, r, o in zip(block.write_roi.begin, res, off, strict=True))
         if self.write_first:
             self._write(self.first, start, data)
+        if self.counter is not None:  # voxels per segment, for the objects' reduce step
+            self.counter(block.block_id, data[self._inside(self.first, start, data.shape)])
         down = downsample_mode if self.kind == "segmentation" else downsample_mean
         for i, f in enumerate(self.factors):
             data = down(data, f)
             start = tuple(s // x for s, x in zip(start, f, strict=True))
             self._write(self.first + i + 1, start, data)
 
+    def _inside(self, level: int, start: Coord, shape: Coord) -> tuple[slice, ...]:
+        """The part of a block's array of ``shape`` at ``start`` that lies in the level."""
+        size = self.geoms[level][0]
+        return tuple(
+            slice(0, max(0, min(d, n - s))) for s, d, n in zip(start, shape, size, strict=True)
+        )
+
     def _write(self, level: int, start: Coord, data: np.ndarray) -> None:
-        shape, _, off = self.geoms[level]
-        end = tuple(min(s + d, n) for s, d, n in zip(start, data.shape, shape, strict=True))
-        data = data[tuple(slice(0, e - s) for s, e in zip(start, end, strict=True))]
+        _, _, off = self.geoms[level]
+        data = data[self._inside(level, start, data.shape)]
+        end = tuple(s + d for s, d in zip(start, data.shape, strict=True))
         cv = cached(f"cv:{self.layer}:{level}", lambda: open_cloudvolume(self.layer, level))
         sl = tuple(
             slice(o + s, o + e) for s, e, o in zip(start[::-1], end[::-1], off[::-1], strict=True)
@@ -159,8 +169,10 @@ def write_pyramid(
     client: Client | None = None,
     progress: bool = True,
     params: dict | None = None,
+    counter: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[RunReport]:
-    """Fill every level of ``layer`` from ``volume_url`` (level 0) by blockwise passes."""
+    """Fill every level of ``layer`` from ``volume_url`` (level 0) by blockwise passes;
+    ``counter(block_id, labels)`` sees each block of level 0 (the first pass)."""
     reports = []
     chunks = tuple(int(c) for c in info["scales"][0]["chunk_sizes"][0][::-1])
     level = 0
@@ -178,7 +190,9 @@ def write_pyramid(
             name=f"export-{kind}-l{level}",
             total_roi=total,
             block_shape=block,
-            process=PyramidBlock(layer, kind, source, level, level == 0, step, info),
+            process=PyramidBlock(
+                layer, kind, source, level, level == 0, step, info, counter if level == 0 else None
+            ),
             done_url=cloudpath(layer),
             params={"source": volume_url, "lut": lut, "levels": len(factors) + 1, **(params or {})},
             voxel_size=res,

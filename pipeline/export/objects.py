@@ -26,6 +26,7 @@ import numpy as np
 from distributed import Client
 
 from pipeline.export.layers import level_geometry
+from pipeline.export.properties import write_segment_properties
 from pipeline.geometry import Roi, in_nm
 from pipeline.io.cloud import cloudpath, open_cloudvolume, skeleton_class
 from pipeline.io.fs import filesystem, join, write_whole
@@ -49,9 +50,12 @@ class ObjectParams:
     min_size: int = 1000  # voxels: smaller segments get no mesh and no skeleton
     mesh_reduction: int = 100  # zmesh simplification target (faces / reduction); as igneous
     mesh_max_error_vox: float = 4.0  # simplification error bound, voxels (igneous: 40 nm)
+    fqmr_reduction: int = 8  # sharded format: faces / this after fast quadric simplification
     skeleton_scale: float = 1.5  # kimimaro TEASAR: invalidation radius = scale * DBF + const
     skeleton_const_vox: float = 30.0
     dust_vox: int = 0  # pieces smaller than this per block are not skeletonized
+    format: str = "sharded"  # "sharded" (multilod_draco + sharded skeletons) or "legacy"
+    mesh_level: int | None = None  # scale level to mesh/skeletonize; None: see sharded_run
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -133,21 +137,49 @@ def _split(arrays: dict[str, np.ndarray], prefix: str):
         yield int(seg), v, e, r
 
 
-class ObjectsBlock:
-    """Pass 1 for one block: mesh, skeletonize and count, then bucket the pieces by shard."""
+class LegacyBuckets:
+    """Buckets of the legacy export: a well-mixed hash of the segment id modulo ``n``."""
 
-    def __init__(self, layer: str, info: dict, n_shards: int, params: ObjectParams):
-        self.layer, self.n_shards, self.params = layer, n_shards, params
-        self.shape, self.res, self.voxel_offset = level_geometry(info, 0)
+    def __init__(self, n: int):
+        self.n = n
+
+    def of(self, ids: np.ndarray) -> np.ndarray:
+        return shard_of(np.asarray(ids, np.uint64), self.n)
+
+
+class ObjectsBlock:
+    """Pass 1 for one block of scale ``level``: mesh, skeletonize and count, then bucket the
+    pieces (by ``buckets.of``: the reduce task that owns each segment). With ``only`` (block
+    ids) and ``touched`` (segment ids) it redoes just those segments in just those blocks."""
+
+    def __init__(
+        self,
+        layer: str,
+        info: dict,
+        buckets,
+        params: ObjectParams,
+        level: int = 0,
+        only: frozenset | None = None,
+        touched: np.ndarray | None = None,
+    ):
+        self.layer, self.buckets, self.params, self.level = layer, buckets, params, level
+        self.shape, self.res, self.voxel_offset = level_geometry(info, level)
+        self.res0 = level_geometry(info, 0)[1]
+        self.only, self.touched = only, touched
 
     def __call__(self, block: Block) -> None:
+        if self.only is not None and block.block_id not in self.only:
+            return
         res = self.res
         vol_roi = Roi(self.voxel_offset, self.shape).to_world(res)
         read = block.write_roi.grow((0, 0, 0), res).intersect(vol_roi)
         v = read.to_voxels(res)
-        cv = cached(f"cv:{self.layer}:0", lambda: open_cloudvolume(self.layer, 0))
+        level = self.level
+        cv = cached(f"cv:{self.layer}:{level}", lambda: open_cloudvolume(self.layer, level))
         sl = tuple(slice(b, e) for b, e in zip(v.begin[::-1], v.end[::-1], strict=True))
         labels = np.asarray(cv[sl])[..., 0].transpose(2, 1, 0)  # zyx
+        if self.touched is not None:
+            labels = np.where(np.isin(labels, self.touched), labels, 0).astype(labels.dtype)
         own = tuple(slice(0, s // r) for s, r in zip(block.write_roi.shape, res, strict=True))
         ids, counts = fastremap.unique(labels[own], return_counts=True)
         keep = ids != 0
@@ -158,9 +190,12 @@ class ObjectsBlock:
             self._mesh(labels, read, vol_roi, origin, meshes)
         if self.params.skeletons:
             self._skeletonize(labels, origin, skels)
-        shards_sizes = shard_of(ids, self.n_shards)
-        shards_mesh = shard_of(np.asarray(meshes.ids, np.uint64), self.n_shards)
-        shards_skel = shard_of(np.asarray(skels.ids, np.uint64), self.n_shards)
+        self._save(block, ids, counts, meshes, skels)
+
+    def _save(self, block: Block, ids, counts, meshes: _Pieces, skels: _Pieces) -> None:
+        shards_sizes = self.buckets.of(ids)
+        shards_mesh = self.buckets.of(np.asarray(meshes.ids, np.uint64))
+        shards_skel = self.buckets.of(np.asarray(skels.ids, np.uint64))
         for shard in np.unique(np.concatenate([shards_sizes, shards_mesh, shards_skel])):
             arrays = {
                 "size_ids": ids[shards_sizes == shard],
@@ -191,17 +226,31 @@ class ObjectsBlock:
             seg = original[int(local)]
             if seg == 0:
                 continue
-            m = mesher.get(
+            m = self._simplified(mesher, local, max_err)
+            if len(m.faces) == 0:
+                continue
+            out.add(int(seg), m.vertices + shift[::-1], m.faces)
+        mesher.clear()
+
+    def _simplified(self, mesher, local: int, max_err: float):
+        """The legacy format keeps zmesh's error-bounded simplifier; the sharded one meshes raw
+        and reduces by fast quadric simplification (about 3x faster), keeping the open borders
+        at block faces so neighbouring pieces still meet vertex for vertex."""
+        import zmesh
+
+        if self.params.format == "legacy":
+            return mesher.get(
                 local,
                 normals=False,
                 reduction_factor=self.params.mesh_reduction,
                 max_error=max_err,
                 voxel_centered=True,
             )
-            if len(m.faces) == 0:
-                continue
-            out.add(int(seg), m.vertices + shift[::-1], m.faces)
-        mesher.clear()
+        m = mesher.get(local, normals=False, reduction_factor=0, max_error=0, voxel_centered=True)
+        target = max(4, len(m.faces) // self.params.fqmr_reduction)
+        if len(m.faces) <= 4:
+            return m
+        return zmesh.simplify_fqmr(m, target_count=target, preserve_border=True)
 
     def _skeletonize(self, labels: np.ndarray, origin: np.ndarray, out: _Pieces) -> None:
         import kimimaro
@@ -209,7 +258,7 @@ class ObjectsBlock:
         res = self.res
         params = {
             "scale": self.params.skeleton_scale,
-            "const": self.params.skeleton_const_vox * min(res),
+            "const": self.params.skeleton_const_vox * min(self.res0),
             "pdrf_scale": 100000,
             "pdrf_exponent": 4,
             "soma_acceptance_threshold": 1e9,  # no soma handling at this scale
@@ -313,7 +362,7 @@ def write_objects(
                 name="export-objects",
                 total_roi=total,
                 block_shape=block,
-                process=ObjectsBlock(layer, info, n_shards, params),
+                process=ObjectsBlock(layer, info, LegacyBuckets(n_shards), params),
                 done_url=root,
                 params={**params.as_dict(), "n_shards": n_shards},
                 voxel_size=res,
@@ -342,41 +391,3 @@ def write_objects(
         _put(join(root, "skeletons", "info"), json.dumps(SKELETON_INFO).encode())
     write_segment_properties(root, n_shards)
     return reports
-
-
-def read_sizes(root: str, n_shards: int) -> tuple[np.ndarray, np.ndarray]:
-    """All segment ids and voxel counts, from the shards' size tables."""
-    ids, sizes = [], []
-    for shard in range(n_shards):
-        a = _load_npz(join(root, "objects", "sizes", f"{shard}.npz"))
-        ids.append(a["ids"])
-        sizes.append(a["sizes"])
-    ids_all = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
-    sizes_all = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
-    order = np.argsort(ids_all)
-    return ids_all[order], sizes_all[order]
-
-
-def write_segment_properties(root: str, n_shards: int) -> None:
-    """``segment_properties/info``: every segment's id (as label) and size in voxels, largest
-    first, so Neuroglancer lists and sorts segments without reading the volume."""
-    ids, sizes = read_sizes(root, n_shards)
-    order = np.argsort(-sizes, kind="stable")
-    ids, sizes = ids[order], sizes[order]
-    info = {
-        "@type": "neuroglancer_segment_properties",
-        "inline": {
-            "ids": [str(int(i)) for i in ids],
-            "properties": [
-                {"id": "label", "type": "label", "values": [str(int(i)) for i in ids]},
-                {
-                    "id": "size",
-                    "type": "number",
-                    "data_type": "uint32" if sizes.size == 0 or sizes.max() < 2**32 else "float32",
-                    "values": [int(s) for s in sizes],
-                    "description": "voxels",
-                },
-            ],
-        },
-    }
-    _put(join(root, "segment_properties", "info"), json.dumps(info).encode())

@@ -28,6 +28,13 @@ import numpy as np
 from distributed import Client
 
 from pipeline.errors import InputError
+from pipeline.export.incremental import (
+    check_incremental,
+    read_record,
+    reexport_segmentation,
+    version_lut,
+    write_record,
+)
 from pipeline.export.layers import (
     LayerGeometry,
     choose_chunks,
@@ -37,6 +44,8 @@ from pipeline.export.layers import (
 )
 from pipeline.export.objects import ObjectParams, write_objects
 from pipeline.export.scales import level_factors
+from pipeline.export.sharded import SizeCounter
+from pipeline.export.sharded_run import default_mesh_level, object_layout, write_sharded_objects
 from pipeline.export.state import read_candidates, state_url, viewer_state, write_point_annotations
 from pipeline.io.cloud import cloudpath
 from pipeline.io.fs import filesystem, join
@@ -105,8 +114,10 @@ def export_segmentation(
     object_block: Sequence[int] = (128, 128, 128),
     client: Client | None = None,
     progress: bool = True,
+    provenance: dict | None = None,
 ) -> tuple[str, list, dict]:
-    """Labels (or fragments + ``lut``) -> a multiscale segmentation layer with objects."""
+    """Labels (or fragments + ``lut``) -> a multiscale segmentation layer with objects
+    (sharded multi-resolution by default, ``objects.format="legacy"`` for one file each)."""
     vol = open_input(segmentation_url, "export")
     if vol.dtype.kind not in "ui":
         raise InputError(
@@ -125,6 +136,8 @@ def export_segmentation(
         else np.dtype("uint64")
     )
     objects = objects if objects is not None else ObjectParams()
+    if objects.format not in ("sharded", "legacy"):
+        raise InputError(f"mesh format {objects.format!r}: use sharded or legacy")
     extra = {"segment_properties": "segment_properties"}
     if objects.meshes:
         extra["mesh"] = "mesh"
@@ -132,14 +145,37 @@ def export_segmentation(
         extra["skeletons"] = "skeletons"
     info = create_layer(layer, "segmentation", dtype, geom, factors, extra)
     t0 = time.perf_counter()
+    if objects.format == "legacy":
+        reports = write_pyramid(
+            layer, "segmentation", info, factors, vol.url, lut=lut, client=client, progress=progress
+        )
+        t1 = time.perf_counter()
+        block = tuple(min(b, s) for b, s in zip(object_block, geom.shape, strict=True))
+        reports += write_objects(layer, info, objects, block, client=client, progress=progress)
+        return layer, reports, {"downsample": t1 - t0, "objects": time.perf_counter() - t1}
+    layout = _sharded_layout(info, objects, object_block)
     reports = write_pyramid(
-        layer, "segmentation", info, factors, vol.url, lut=lut, client=client, progress=progress
-    )
+        layer, "segmentation", info, factors, vol.url, lut=lut, client=client,
+        progress=progress, params={"count": layout["mesh"]},
+        counter=SizeCounter(layer, layout["mesh"]),
+    )  # fmt: skip
     t1 = time.perf_counter()
-    block = tuple(min(b, s) for b, s in zip(object_block, geom.shape, strict=True))
-    reports += write_objects(layer, info, objects, block, client=client, progress=progress)
-    t2 = time.perf_counter()
-    return layer, reports, {"downsample": t1 - t0, "objects": t2 - t1}
+    reports += write_sharded_objects(layer, info, objects, layout, client, progress, tag=str(lut))
+    record = {**layout, "params": objects.as_dict(), "segmentation": vol.url, "lut": lut}
+    write_record(layer, {**record, **(provenance or {})})
+    return layer, reports, {"downsample": t1 - t0, "objects": time.perf_counter() - t1}
+
+
+def _sharded_layout(info: dict, objects: ObjectParams, object_block: Sequence[int]) -> dict:
+    level = objects.mesh_level
+    if level is None:
+        level = default_mesh_level(info, objects.min_size)
+    if not 0 <= level < len(info["scales"]):
+        raise InputError(
+            f"--mesh-level {level}: the layer has levels 0..{len(info['scales']) - 1}; "
+            "choose one of them (or raise --levels)"
+        )
+    return object_layout(info, level, object_block)
 
 
 def export(
@@ -155,13 +191,21 @@ def export(
     base: str = LOCAL_BASE,
     client: Client | None = None,
     progress: bool = True,
+    edit_log: str | None = None,
+    version: int | None = None,
 ) -> ExportResult:
-    """Write the export folder ``out`` (see the module docstring) and its viewer state."""
+    """Write the export folder ``out`` (see the module docstring) and its viewer state. With
+    ``edit_log`` the segmentation is the fragments under a proofreading version (default: the
+    head); a folder exported earlier from the same log is brought up to date incrementally."""
     if image_url is None and segmentation_url is None:
         raise InputError("nothing to export: give an image (--image) and/or a segmentation")
-    if lut is not None and segmentation_url is None:
+    if (lut is not None or edit_log is not None) and segmentation_url is None:
         raise InputError("--lut needs the fragments it applies to (--segmentation FRAGMENTS_URL)")
-    refuse_overwriting([out], [image_url, segmentation_url, lut, candidates], "petaseg export")
+    if lut is not None and edit_log is not None:
+        raise InputError("give --lut or --edit-log (a proofreading version), not both")
+    refuse_overwriting(
+        [out], [image_url, segmentation_url, lut, candidates, edit_log], "petaseg export"
+    )
     if "://" not in out:
         Path(out).mkdir(parents=True, exist_ok=True)
     result = ExportResult(out=out)
@@ -173,12 +217,13 @@ def export(
         result.reports += reports
         result.seconds["image"] = time.perf_counter() - t0
     if segmentation_url is not None:
-        layer, reports, secs = export_segmentation(
-            out, segmentation_url, lut, levels, chunks, objects, object_block, client, progress
-        )
+        t0 = time.perf_counter()
+        args = (levels, chunks, objects, object_block, client, progress)
+        layer, reports, secs = _segmentation(out, segmentation_url, lut, edit_log, version, args)
         result.layers["segmentation"], ref = layer, open_volume(segmentation_url)
         result.reports += reports
         result.seconds.update({f"segmentation_{k}": v for k, v in secs.items()})
+        result.seconds["segmentation"] = time.perf_counter() - t0
     ann = None
     if candidates is not None:
         if "://" in out:
@@ -199,6 +244,23 @@ def export(
     result.url = state_url(result.state)
     write_state_file(out, base, result.state)
     return result
+
+
+def _segmentation(out, segmentation_url, lut, edit_log, version, args):
+    """The segmentation layer: whole, or brought up to date from an earlier proofreading version."""
+    if edit_log is None:
+        return export_segmentation(out, segmentation_url, lut, *args)
+    lut, version = version_lut(out, edit_log, version)
+    layer = str(Path(out) / "segmentation") if "://" not in out else f"{out}/segmentation"
+    record = read_record(layer)
+    objects = args[2] if args[2] is not None else ObjectParams()
+    url = open_input(segmentation_url, "export").url
+    if check_incremental(record, url, edit_log) and record["params"] == objects.as_dict():
+        t0 = time.perf_counter()
+        done = reexport_segmentation(layer, record, lut, version, args[4], args[5])
+        return layer, done.pop("reports"), {"incremental": time.perf_counter() - t0, **done}
+    provenance = {"edit_log": edit_log, "version": version}
+    return export_segmentation(out, segmentation_url, lut, *args, provenance=provenance)
 
 
 def write_state_file(out: str, base: str, state: dict[str, Any]) -> None:

@@ -10,6 +10,28 @@ import typer
 
 from workflows.cli.options import AsJson, Chunks, Cluster, Lut, client_for, parse_zyx, print_json
 
+ObjectBlock = Annotated[
+    str, typer.Option(help="mesh/skeleton block Z,Y,X voxels (of the mesh scale level)")
+]
+MeshLevel = Annotated[
+    int | None,
+    typer.Option(
+        help="scale level to mesh and skeletonize (0 = full resolution; default: the coarsest "
+        "level where a --min-size segment keeps 64 voxels)"
+    ),
+]
+Unsharded = Annotated[
+    bool, typer.Option(help="legacy one-file-per-segment meshes and skeletons (small volumes)")
+]
+EditLogPath = Annotated[
+    str | None,
+    typer.Option(
+        help="proofreading edit log: --segmentation is the fragments, shown at --version; an "
+        "earlier export into OUT from this log is updated incrementally"
+    ),
+]
+Version = Annotated[int | None, typer.Option(help="edit log version (default: the latest)")]
+
 
 def export(
     out: Annotated[str, typer.Argument(help="output folder (or s3://, gs:// prefix)")],
@@ -34,9 +56,11 @@ def export(
     min_size: Annotated[
         int, typer.Option(help="voxels; smaller segments get no mesh/skeleton")
     ] = 1000,
-    object_block: Annotated[
-        str, typer.Option(help="mesh/skeleton block Z,Y,X voxels")
-    ] = "128,128,128",
+    object_block: ObjectBlock = "128,128,128",
+    mesh_level: MeshLevel = None,
+    unsharded: Unsharded = False,
+    edit_log: EditLogPath = None,
+    version: Version = None,
     base: Annotated[
         str, typer.Option(help="URL the folder will be served from (for the state)")
     ] = "http://127.0.0.1:8000",
@@ -47,7 +71,13 @@ def export(
     from pipeline.export.objects import ObjectParams
     from pipeline.export.precomputed import export as run_export
 
-    params = ObjectParams(meshes=meshes, skeletons=skeletons, min_size=min_size)
+    params = ObjectParams(
+        meshes=meshes,
+        skeletons=skeletons,
+        min_size=min_size,
+        format="legacy" if unsharded else "sharded",
+        mesh_level=mesh_level,
+    )
     with client_for(cluster) as client:
         result = run_export(
             out,
@@ -61,6 +91,8 @@ def export(
             object_block=parse_zyx(object_block, "object-block"),
             base=base,
             client=client,
+            edit_log=edit_log,
+            version=version,
         )
     if as_json:
         print_json(result.as_dict())
