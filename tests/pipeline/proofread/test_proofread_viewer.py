@@ -117,10 +117,12 @@ def segment_colours(pixels: np.ndarray, min_fraction: float = 0.01) -> int:
     return int(np.sum(counts >= min_fraction * len(keys)))
 
 
-def show_only(session: ProofreadSession, segments, position=None) -> None:
-    """A flat xy view of just these segments, in full colour, nothing else drawn."""
+def show_only(session: ProofreadSession, segments, position=None, layout="xy") -> None:
+    """A flat xy view (or the 3D view) of just these segments, in full colour, nothing else
+    drawn."""
     with session.viewer.txn() as s:
-        s.layout = "xy"
+        s.layout = layout
+        s.projection_background_color = "#000000"
         s.show_axis_lines = False
         s.show_default_annotations = False
         s.show_scale_bar = False
@@ -167,11 +169,15 @@ def test_merge_split_undo_from_key_presses_in_headless_chromium(world, tmp_path)
             focus(browser)
             browser.key("m")  # merge the two selected segments
             edits = wait_for_version(path, 1)
+            session.wait_idle()  # the view is updated after the commit
             assert [(e["op"], e["author"], e["version"]) for e in edits] == [("merge", "ann", 1)]
             keep = min(a, b)
             assert session.version == 1
             assert list(session.viewer.state.layers[SEG].segments) == [keep]
             assert segment_colours(screenshot(session.viewer)) == 1  # one segment, one colour
+            show_only(session, [keep], layout="3d")  # its mesh, made from both pieces
+            shaded = screenshot(session.viewer).max(axis=2) > 0
+            assert shaded.mean() > 0.01, shaded.mean()
 
             # split neurons 1 and 2 (one segment) between a source and a sink point
             merged = seg_of[1]
