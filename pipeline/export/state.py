@@ -102,6 +102,9 @@ def viewer_state(
                 "type": "annotation",
                 "source": f"precomputed://{base}/{annotations}",
                 "name": "candidates",
+                # hidden at first: all the points at once hide the 3D view; tick the layer to
+                # see them, or review them one at a time with `petaseg proofread view`
+                "visible": False,
                 "shader": "void main() { setColor(prop_error() == 1u ? vec3(1, 0, 1) : vec3(1, 1, 0)); }",
             }
         )
