@@ -188,12 +188,20 @@ def serve_folder_in_viewer(root: str | os.PathLike, prefix: str = "/data/") -> s
     server = ng_server.global_server
     host = urllib.parse.urlsplit(server.server_url).hostname or "127.0.0.1"
     local = host in ("127.0.0.1", "localhost", "::1")
-    hosts = {f"{n}:{server.port}" for n in ("127.0.0.1", "localhost", "[::1]")} if local else None
+    # the host name only: an SSH tunnel may arrive on another local port
+    hosts = {"127.0.0.1", "localhost", "[::1]"} if local else None
     server.app.add_handlers(
         r".*",
         [(f"^{prefix}(.*)$", FolderHandler, {"root": str(root), "hosts": hosts})],
     )
     return f"{server.server_url}{prefix.rstrip('/')}"
+
+
+def host_name(host: str) -> str:
+    """The name of a ``Host`` header's ``name:port`` (``[::1]`` kept whole)."""
+    if host.startswith("["):
+        return host.split("]")[0] + "]"
+    return host.split(":")[0]
 
 
 class FolderHandler(tornado.web.RequestHandler):
@@ -203,7 +211,7 @@ class FolderHandler(tornado.web.RequestHandler):
         self.root, self.hosts = os.path.realpath(root), hosts
 
     def get(self, rel: str) -> None:
-        if self.hosts is not None and self.request.host not in self.hosts:
+        if self.hosts is not None and host_name(self.request.host) not in self.hosts:
             self.send_error(403)
             return
         parts = [p for p in urllib.parse.unquote(rel).split("/") if p not in ("", ".", "..")]
