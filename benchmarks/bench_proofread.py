@@ -7,8 +7,10 @@ finished stages); its correction stage leaves an edit log and the ranked candida
 that log is opened in a viewer session, and each edit is sent to the session's action handler as a key press would
 send it. The latency of an action is measured from the handler's call to the updated view being
 ready on the server: the edit committed to the SQLite log, the new table swapped in, the viewer
-told to refetch, the edited segment's mesh remade from its fragments and a 64^3 chunk around the
-edit re-read through the new table (what the browser asks for next). The browser's own drawing is
+told to refetch, the edited segment's mesh rebuilt from its fragments' meshes and a 64^3 chunk
+around the edit re-read through the new table (what the browser asks for next). Before an edit
+the segments it touches are shown once (their meshes made), as a proofreader looks at them
+before editing; ``first_mesh_p50_ms`` is what showing a segment the first time costs. The browser's own drawing is
 not included (it runs on the user's machine). Merges join the two segments of the top-ranked
 split-error candidates, splits cut the top-ranked merge-error candidates between their source and
 sink fragments, undos revert them; ``candidates_per_minute`` is a scripted review (next candidate,
@@ -28,6 +30,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from pipeline.errors import InputError
 from pipeline.geometry import Roi
 from pipeline.proofread.segview import segment_box
 
@@ -84,6 +87,13 @@ def _view_ready(session, segment: int, point_xyz) -> None:
     session.volume.get_encoded_subvolume("npz", start, end, "1,1,1")
 
 
+def _seen(session, first_ms: list[float], *segments: int) -> None:
+    """The proofreader looks at the segments before editing them: their meshes are shown (and
+    their fragments' meshes kept), as in the viewer; ``first_ms`` gets each one's time."""
+    for s in segments:
+        first_ms.append(_timed(session.volume.get_object_mesh, int(s)))
+
+
 def _timed(fn, *args) -> float:
     t0 = time.perf_counter()
     fn(*args)
@@ -104,7 +114,7 @@ def _xyz_of_fragment(session, frag: int) -> list[float]:
     return [x + off[2] + 0.5, y + off[1] + 0.5, z + off[0] + 0.5]
 
 
-def merges_and_undos(session, candidates) -> tuple[list[float], list[float]]:
+def merges_and_undos(session, candidates, first_ms) -> tuple[list[float], list[float]]:
     merge_ms, undo_ms = [], []
     pairs = [c for c in candidates if c["error"] == "split_error"][:N_EDITS]
     for c in pairs:
@@ -115,6 +125,7 @@ def merges_and_undos(session, candidates) -> tuple[list[float], list[float]]:
         if a == b:
             continue
         xyz = _xyz_of_fragment(session, int(c["proposal"]["fragments"][0]))
+        _seen(session, first_ms, a, b)
         t0 = time.perf_counter()
         session._merge(_state([a, b]))
         _view_ready(session, min(a, b), xyz)
@@ -126,13 +137,14 @@ def merges_and_undos(session, candidates) -> tuple[list[float], list[float]]:
     return merge_ms, undo_ms
 
 
-def splits(session, candidates) -> list[float]:
+def splits(session, candidates, first_ms) -> list[float]:
     out = []
     for c in [c for c in candidates if c["error"] == "merge_error"][:N_EDITS]:
         p = c["proposal"]
         src = _xyz_of_fragment(session, int(p["source_fragment"]))
         snk = _xyz_of_fragment(session, int(p["sink_fragment"]))
         seg = int(session.array.lut.lookup(np.array([p["source_fragment"]], np.uint64))[0])
+        _seen(session, first_ms, seg)
         t0 = time.perf_counter()
         try:
             session._split(_state([seg], [src], [snk]))
@@ -156,7 +168,10 @@ def review(session, candidates, seconds: float = 30.0) -> float:
         if cand is None:
             break
         if cand.error == "split_error" and len(cand.segments) == 2:
-            session._merge(_state(cand.segments))
+            try:
+                session._merge(_state(cand.segments))
+            except InputError as e:  # e.g. a segment merged away by an earlier candidate
+                log(f"candidate {cand.rank} skipped: {e}")
         done += 1
     return done / (time.perf_counter() - t0) * 60.0
 
@@ -181,9 +196,9 @@ def main(json_out: bool = False) -> dict:
         versions = edit_log.with_name(edit_log.name + ".versions")
         shutil.copytree(versions, copy.with_name(copy.name + ".versions"))
         with ProofreadSession(copy, author="bench") as session:
-            _timed(session.volume.get_object_mesh, int(session.array.lut.segment[0]))  # warm
-            merge_ms, undo_ms = merges_and_undos(session, candidates)
-            split_ms = splits(session, candidates)
+            first_ms: list[float] = []
+            merge_ms, undo_ms = merges_and_undos(session, candidates, first_ms)
+            split_ms = splits(session, candidates, first_ms)
             per_minute = review(session, candidates)
             head = session.log.head
     return {
@@ -199,6 +214,8 @@ def main(json_out: bool = False) -> dict:
         "undo_p50_ms": pct(undo_ms, 50),
         "undo_p95_ms": pct(undo_ms, 95),
         "candidates_per_minute": round(per_minute, 1),
+        "first_mesh_p50_ms": pct(first_ms, 50),
+        "first_mesh_p95_ms": pct(first_ms, 95),
         "log_versions": head,
         "measured": "action handler call -> edit committed, table swapped, mesh + 64^3 chunk "
         "re-served (server side; browser drawing excluded)",

@@ -7,7 +7,6 @@ memory is the size of the volume, and a new version shows as soon as the table i
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -19,9 +18,7 @@ from pipeline.io.base import Volume
 from pipeline.lut import Lut
 from pipeline.seg.ids import id_coords
 
-MESH_CACHE = (
-    512  # meshes kept (keyed by the segment's fragments, so an edit never hits a stale one)
-)
+MESH_CACHE_BYTES = 512 * 2**20  # fragment meshes kept in memory, at most
 
 
 class SegmentArray:
@@ -76,11 +73,15 @@ def encode_mesh(vertices_m: np.ndarray, faces: np.ndarray) -> bytes:
 
 
 class SegmentMeshes:
-    """Meshes of segments made from their fragments on request, cached by fragment set."""
+    """Meshes of segments, made of their fragments' meshes: each fragment is meshed once (all
+    the missing fragments of a segment in one zmesh pass over their box) and kept, so after a
+    merge or a split the edited segments' meshes are joined from kept pieces in milliseconds.
+    The kept meshes are bounded (``MESH_CACHE_BYTES``; the least recently used go first)."""
 
     def __init__(self, array: SegmentArray):
         self.array = array
-        self._cache: OrderedDict[str, bytes | None] = OrderedDict()
+        self._pieces: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def mesh(self, segment: int) -> bytes | None:
@@ -88,22 +89,42 @@ class SegmentMeshes:
         frags = lut.fragment[lut.segment == np.uint64(segment)]
         if len(frags) == 0:
             frags = np.array([segment], np.uint64)  # a fragment no table names is itself
-        key = hashlib.sha1(frags.tobytes()).hexdigest()
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        data = fragments_mesh(self.array.fragments, frags)
+            missing = np.array([f for f in frags.tolist() if f not in self._pieces], np.uint64)
+        if len(missing):
+            self._keep(fragment_meshes(self.array.fragments, missing))
         with self._lock:
-            self._cache[key] = data
-            while len(self._cache) > MESH_CACHE:
-                self._cache.popitem(last=False)
-        return data
+            pieces = [self._pieces[f] for f in frags.tolist() if f in self._pieces]
+            for f in frags.tolist():
+                if f in self._pieces:
+                    self._pieces.move_to_end(f)
+        pieces = [p for p in pieces if len(p[0])]
+        if not pieces:
+            return None
+        return encode_mesh(*join_meshes(pieces))
+
+    def _keep(self, meshes: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+        with self._lock:
+            for f, piece in meshes.items():
+                self._pieces[f] = piece
+                self._bytes += piece[0].nbytes + piece[1].nbytes
+            while self._bytes > MESH_CACHE_BYTES and len(self._pieces) > len(meshes):
+                _, (v, t) = self._pieces.popitem(last=False)
+                self._bytes -= v.nbytes + t.nbytes
 
 
-def fragments_mesh(vol: Volume, frags: np.ndarray) -> bytes | None:
-    """The surface (zmesh marching cubes, simplified) of the union of ``frags``, or None when
-    they have no voxel."""
+def join_meshes(pieces: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One mesh of several (vertices, faces): faces renumbered onto the joined vertices."""
+    offsets = np.cumsum([0] + [len(v) for v, _ in pieces[:-1]])
+    vertices = np.concatenate([v for v, _ in pieces])
+    faces = np.concatenate([t + o for (_, t), o in zip(pieces, offsets, strict=True)])
+    return vertices, faces
+
+
+def fragment_meshes(vol: Volume, frags: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The surface of each fragment (zmesh marching cubes, simplified; vertices in metres along
+    the volume's axes from its first voxel, float32), in one pass over the box that holds them;
+    a fragment without voxels gets an empty mesh."""
     import zmesh
 
     begin, end = segment_box(frags, vol)
@@ -112,12 +133,25 @@ def fragments_mesh(vol: Volume, frags: np.ndarray) -> bytes | None:
         tuple(o + b * v for o, b, v in zip(vol.offset, begin, vs, strict=True)),
         tuple((e - b) * v for b, e, v in zip(begin, end, vs, strict=True)),
     )
-    mask = np.isin(vol.read(roi), frags).astype(np.uint8)
-    if not mask.any():
-        return None
+    labels = vol.read(roi)
+    labels = np.where(np.isin(labels, frags), labels, 0).astype(np.uint64)
     mesher = zmesh.Mesher(tuple(float(v) for v in vs))
-    mesher.mesh(mask)
-    m = mesher.get(1, normals=False, reduction_factor=10, max_error=float(vs.max()))
+    mesher.mesh(labels)
+    found = set(int(i) for i in mesher.ids())
+    out = {}
+    empty = (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint32))
+    for f in frags.tolist():
+        if f not in found:
+            out[f] = empty
+            continue
+        m = mesher.get(f, normals=False, reduction_factor=10, max_error=float(vs.max()))
+        v = ((m.vertices + np.asarray(begin) * vs) * 1e-9).astype(np.float32)
+        out[f] = (v, np.asarray(m.faces, np.uint32))
     mesher.clear()
-    vertices = (m.vertices + np.asarray(begin) * vs) * 1e-9
-    return encode_mesh(vertices, m.faces)
+    return out
+
+
+def fragments_mesh(vol: Volume, frags: np.ndarray) -> bytes | None:
+    """The surface of the union of ``frags`` (joined fragment meshes), or None without voxels."""
+    pieces = [p for p in fragment_meshes(vol, np.asarray(frags, np.uint64)).values() if len(p[0])]
+    return encode_mesh(*join_meshes(pieces)) if pieces else None
