@@ -86,11 +86,12 @@ class ProofreadSession:
         self.version = self.log.head
         self.array = SegmentArray(self.fragments, self.log.lut())
         self.queue = CandidateQueue.find(candidates, self.log)
+        image_volume = open_volume(image) if image else None  # a bad URL fails before serving
         self._worker = concurrent.futures.ThreadPoolExecutor(1, "petaseg-edits")
         self._busy = threading.Lock()
         self.viewer = start_viewer(bind, port)
         self.volume = SegmentVolume(self.array, **volume_geometry(self.fragments))
-        self._layout(open_volume(image) if image else None)
+        self._layout(image_volume)
         self._bind_keys()
 
     # --- the viewer ----------------------------------------------------------------------------

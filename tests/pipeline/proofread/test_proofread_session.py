@@ -122,3 +122,6 @@ def test_proofread_view_command_serves_on_127_0_0_1(frags, tmp_path, capsys):
     assert "appspot" not in out
     assert main(["proofread", "view", str(tmp_path / "none.sqlite"), "--seconds", "0.1"]) == 2
     assert "no edit log" in capsys.readouterr().err
+    bad = ["proofread", "view", log, "--image", str(tmp_path / "no.zarr/raw"), "--seconds", "0.1"]
+    assert main(bad) == 2
+    assert "no.zarr/raw" in capsys.readouterr().err
