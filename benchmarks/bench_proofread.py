@@ -158,7 +158,9 @@ def splits(session, candidates, first_ms) -> list[float]:
 
 
 def review(session, candidates, seconds: float = 30.0) -> float:
-    """Candidates per minute: next candidate, then its proposed edit, until time runs out."""
+    """Candidates per minute: the next candidate, then its proposed edit (a merge for a split
+    error, a split between its source and sink fragments for a merge error) until the view is
+    updated, for ``seconds``."""
     from pipeline.proofread.review import CandidateQueue
 
     session.queue = CandidateQueue(candidates)
@@ -167,13 +169,25 @@ def review(session, candidates, seconds: float = 30.0) -> float:
         cand = session.queue.next(session.array.lut)
         if cand is None:
             break
-        if cand.error == "split_error" and len(cand.segments) == 2:
-            try:
-                session._merge(_state(cand.segments))
-            except InputError as e:  # e.g. a segment merged away by an earlier candidate
-                log(f"candidate {cand.rank} skipped: {e}")
+        raw = session.queue.candidates[session.queue.index - 1]
+        try:
+            _proposed_edit(session, cand, raw["proposal"])
+        except InputError as e:  # e.g. a segment merged away by an earlier candidate
+            log(f"candidate {cand.rank} left: {e}")
         done += 1
     return done / (time.perf_counter() - t0) * 60.0
+
+
+def _proposed_edit(session, cand, proposal: dict) -> None:
+    if cand.error == "split_error" and len(cand.segments) == 2:
+        session._merge(_state(cand.segments))
+        xyz = _xyz_of_fragment(session, int(proposal["fragments"][0]))
+        _view_ready(session, min(cand.segments), xyz)
+    elif cand.error == "merge_error":
+        src = _xyz_of_fragment(session, int(proposal["source_fragment"]))
+        snk = _xyz_of_fragment(session, int(proposal["sink_fragment"]))
+        session._split(_state(cand.segments, [src], [snk]))
+        _view_ready(session, cand.segments[0], src)
 
 
 def pct(values: list[float], q: float) -> float | None:

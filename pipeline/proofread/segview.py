@@ -41,9 +41,14 @@ class SegmentArray:
 
 
 def map_ids(fragments: np.ndarray, lut: Lut) -> np.ndarray:
-    """Segment id of every voxel (0 stays 0; fragments the table does not name keep their id)."""
-    ids, inverse = np.unique(fragments, return_inverse=True)
-    return lut.lookup(ids)[inverse].reshape(fragments.shape).astype(np.uint64, copy=False)
+    """Segment id of every voxel (0 stays 0; fragments the table does not name keep their id):
+    the few ids of a chunk looked up once, then remapped by fastremap."""
+    import fastremap
+
+    ids = fastremap.unique(fragments)
+    mapping = dict(zip(ids.tolist(), lut.lookup(ids).tolist(), strict=True))
+    out = fastremap.remap(fragments, mapping, preserve_missing_labels=True)
+    return np.asarray(out, np.uint64)
 
 
 def segment_box(frags: np.ndarray, vol: Volume) -> tuple[tuple[int, ...], tuple[int, ...]]:
