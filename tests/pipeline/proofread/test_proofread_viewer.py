@@ -10,6 +10,7 @@ import os
 import threading
 import time
 import urllib.parse
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -218,8 +219,12 @@ def test_a_stale_session_has_its_conflicting_edit_refused_in_the_viewer(world, t
     EditLog.create(path, world["lut"], world["frag_url"], world["root"]).close()
     seg_of = world["seg_of"]
     with ProofreadSession(path, author="bob") as session:  # shows version 0
-        with EditLog(path) as other:  # another proofreader (the CLI) merges 4 and 5
-            other.merge(seg_of[4], seg_of[5], author="cli")
+        with ProofreadSession(path, author="alice") as alice:  # a second viewer merges 4 and 5
+            layers = {SEG: SimpleNamespace(segments=[seg_of[4], seg_of[5]])}
+            alice.run_action(
+                alice._merge, SimpleNamespace(viewer_state=SimpleNamespace(layers=layers))
+            )
+            assert "edit #1 merged" in _status(alice), _status(alice)
         with Browser(session.url, tmp_path / "profile", SIZE) as browser:
             screenshot(session.viewer)
             focus(browser)
@@ -231,14 +236,14 @@ def test_a_stale_session_has_its_conflicting_edit_refused_in_the_viewer(world, t
             assert "conflicts with edit #1" in _status(session), _status(session)
             assert session.version == 1  # the view reloaded the head
             with EditLog(path) as el:
-                assert el.head == 1 and [e["author"] for e in el.log()] == ["cli"]
+                assert el.head == 1 and [e["author"] for e in el.log()] == ["alice"]
             # a disjoint edit from the reloaded view is recorded beside the other one
             with session.viewer.txn() as s:
                 s.layers[SEG].segments = [seg_of[3], seg_of[6]]
             screenshot(session.viewer)
             browser.key("m")
             edits = wait_for_version(path, 2)
-            assert [e["author"] for e in edits] == ["cli", "bob"]
+            assert [e["author"] for e in edits] == ["alice", "bob"]
 
 
 def _point(pid: str, xyz):
