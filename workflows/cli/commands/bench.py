@@ -12,7 +12,9 @@ from pipeline.errors import InputError
 
 
 def bench(
-    name: Annotated[str, typer.Argument(help="scheduler, model, inference, segmentation, proofread, ...")],
+    name: Annotated[
+        str, typer.Argument(help="scheduler, model, inference, segmentation, proofread, ...")
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="print the result as one JSON line last")
     ] = False,
