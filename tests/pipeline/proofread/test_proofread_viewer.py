@@ -6,6 +6,7 @@ message in the viewer."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -218,6 +219,16 @@ def test_a_stale_session_has_its_conflicting_edit_refused_in_the_viewer(world, t
     path = tmp_path / "edits.sqlite"
     EditLog.create(path, world["lut"], world["frag_url"], world["root"]).close()
     seg_of = world["seg_of"]
+    x, y, z = centre_of(world["neurons"], 1)
+    top = {
+        "rank": 1,
+        "error": "split_error",
+        "score": 0.93,
+        "segments": [seg_of[1], seg_of[6]],
+        "point_nm": [z * 10, y * 10, x * 10],
+        "proposal": {"action": "merge", "fragments": [seg_of[1], seg_of[6]]},
+    }
+    (tmp_path / "candidates.json").write_text(json.dumps({"candidates": [top]}))
     with ProofreadSession(path, author="bob") as session:  # shows version 0
         with ProofreadSession(path, author="alice") as alice:  # a second viewer merges 4 and 5
             layers = {SEG: SimpleNamespace(segments=[seg_of[4], seg_of[5]])}
@@ -244,6 +255,21 @@ def test_a_stale_session_has_its_conflicting_edit_refused_in_the_viewer(world, t
             browser.key("m")
             edits = wait_for_version(path, 2)
             assert [e["author"] for e in edits] == ["alice", "bob"]
+            # the next ranked candidate: one point, its segments selected, its reason shown
+            session.wait_idle()
+            screenshot(session.viewer)  # the page has the edited view
+            browser.key("n")
+            _wait(
+                lambda: _status(session).startswith("candidate 1/1"), what=lambda: _status(session)
+            )
+            assert "score 0.93" in _status(session) and "alt+m merges" in _status(session)
+            state = session.viewer.state
+            with EditLog(path) as el:  # its segments as they are now (6 was merged into 3)
+                now = el.lut().lookup(np.array([seg_of[1], seg_of[6]], np.uint64))
+            assert sorted(int(v) for v in state.layers[SEG].segments) == sorted(now.tolist())
+            assert seg_of[6] not in [int(v) for v in state.layers[SEG].segments]
+            assert np.allclose(state.position, [x, y, z])
+            assert len(state.layers[CANDIDATE].annotations) == 1
 
 
 def _point(pid: str, xyz):
@@ -264,10 +290,10 @@ def _status(session: ProofreadSession) -> str:
     return str(session.viewer.config_state.state.status_messages.get("petaseg", ""))
 
 
-def _wait(condition, timeout: float = 60.0) -> None:
+def _wait(condition, timeout: float = 60.0, what=None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.1)
-    pytest.fail("the viewer did not get there in time")
+    pytest.fail(f"the viewer did not get there in time ({what() if what else ''})")
