@@ -172,12 +172,15 @@ class DataServer:
         self.stop()
 
 
-def serve_folder_in_viewer(root: str | os.PathLike, prefix: str = "/data/") -> str:
+def serve_folder_in_viewer(
+    root: str | os.PathLike, prefix: str = "/data/", origins: tuple[str, ...] = ()
+) -> str:
     """Serve ``root`` from the neuroglancer viewer's own web server under ``prefix``: one port
     for the viewer page and the data (one SSH tunnel), same origin (no CORS needed). The rules
     are those of ``DataServer``: files inside the folder only, no listings, gzip chunks
-    inflated by the browser, and on a loopback address a foreign ``Host`` is refused. Returns the
-    data's base URL."""
+    inflated by the browser, and on a loopback address a foreign ``Host`` is refused. Pages of
+    ``origins`` (a hosted viewer the user asked for) may read it too (CORS). Returns the data's
+    base URL."""
     import neuroglancer
     import neuroglancer.server as ng_server
 
@@ -192,7 +195,13 @@ def serve_folder_in_viewer(root: str | os.PathLike, prefix: str = "/data/") -> s
     hosts = {"127.0.0.1", "localhost", "[::1]"} if local else None
     server.app.add_handlers(
         r".*",
-        [(f"^{prefix}(.*)$", FolderHandler, {"root": str(root), "hosts": hosts})],
+        [
+            (
+                f"^{prefix}(.*)$",
+                FolderHandler,
+                {"root": str(root), "hosts": hosts, "origins": set(origins)},
+            )
+        ],
     )
     return f"{server.server_url}{prefix.rstrip('/')}"
 
@@ -207,8 +216,18 @@ def host_name(host: str) -> str:
 class FolderHandler(tornado.web.RequestHandler):
     """One file of a served folder (see ``serve_folder_in_viewer``)."""
 
-    def initialize(self, root: str, hosts: set[str] | None) -> None:
-        self.root, self.hosts = os.path.realpath(root), hosts
+    def initialize(self, root: str, hosts: set[str] | None, origins: set[str]) -> None:
+        self.root, self.hosts, self.origins = os.path.realpath(root), hosts, origins
+
+    def prepare(self) -> None:  # CORS only for the origins asked for (a hosted viewer)
+        origin = self.request.headers.get("Origin")
+        if origin and origin in self.origins:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Vary", "Origin")
+
+    def options(self, rel: str) -> None:
+        self.set_status(204)
+        self.finish()
 
     def get(self, rel: str) -> None:
         if self.hosts is not None and host_name(self.request.host) not in self.hosts:

@@ -10,7 +10,7 @@ from typing import Any
 from pipeline.errors import InputError
 from pipeline.export.precomputed import read_state_file
 from pipeline.export.serve import serve_folder_in_viewer
-from pipeline.export.state import rebase_state
+from pipeline.export.state import DEMO_APP, rebase_state
 
 
 @dataclass
@@ -40,16 +40,18 @@ def open_viewer(
     port: int = 0,
     state: dict[str, Any] | None = None,
     bind: str = "127.0.0.1",
+    public_viewer: bool = False,
 ) -> ViewerSession:
     """Serve ``out`` and start a viewer showing its saved state (or ``state``), rebased onto the
-    viewer's own ``/data/`` URL."""
+    viewer's own ``/data/`` URL; ``public_viewer`` also lets the hosted demo viewer read it."""
     import neuroglancer
 
     saved = read_state_file(out)
     neuroglancer.set_server_bind_address(bind, bind_port=port)
     try:
         viewer = neuroglancer.Viewer()  # starts the viewer's web server
-        data_url = serve_folder_in_viewer(out)
+        origins = (DEMO_APP.rstrip("/"),) if public_viewer else ()
+        data_url = serve_folder_in_viewer(out, origins=origins)
     except OSError as e:
         raise InputError(
             f"cannot start the viewer on {bind}:{port}: {e.strerror or e}; choose another "

@@ -165,6 +165,12 @@ def test_one_port_serves_viewer_and_data_inside_the_folder_only(out, tmp_path):
             # through an SSH tunnel the browser may name another local port: still local
             assert _get(f"{base}/segmentation/info", {"Host": "localhost:9"})[0] == 200
             assert _get(session.url)[0] == 200  # the viewer page from the same port
+            demo = {"Origin": "https://neuroglancer-demo.appspot.com"}
+            _, headers, _ = _get(f"{base}/segmentation/info", demo)
+            assert "Access-Control-Allow-Origin" not in headers  # no hosted viewer unless asked
+        with open_viewer(str(out), public_viewer=True) as session:
+            _, headers, _ = _get(f"{session.data_url}/segmentation/info", demo)
+            assert headers["Access-Control-Allow-Origin"] == demo["Origin"]
     finally:
         (out / "leak2.txt").unlink()
 

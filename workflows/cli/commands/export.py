@@ -91,7 +91,7 @@ def view(
     from pipeline.export.state import DEMO_APP, state_url
     from pipeline.export.view import open_viewer
 
-    session = open_viewer(out, port=port, bind=bind)
+    session = open_viewer(out, port=port, bind=bind, public_viewer=public_viewer)
     try:
         print(f"data:   {session.data_url}", flush=True)
         print(f"viewer: {session.url}", flush=True)
