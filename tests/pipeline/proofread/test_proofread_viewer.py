@@ -119,6 +119,17 @@ def segment_colours(pixels: np.ndarray, min_fraction: float = 0.01) -> int:
     return int(np.sum(counts >= min_fraction * len(keys)))
 
 
+def colours_shown(session: ProofreadSession, expected: int, tries: int = 3) -> int:
+    """Segment colours in the rendered view; an edit reaches the page as a change notice, so a
+    view drawn just before it arrived is drawn again (up to ``tries`` times)."""
+    for _ in range(tries):
+        n = segment_colours(screenshot(session.viewer))
+        if n == expected:
+            break
+        time.sleep(1.0)
+    return n
+
+
 def show_only(session: ProofreadSession, segments, position=None, layout="xy") -> None:
     """A flat xy view (or the 3D view) of just these segments, in full colour, nothing else
     drawn."""
@@ -140,11 +151,13 @@ def show_only(session: ProofreadSession, segments, position=None, layout="xy") -
         seg.not_selected_alpha = 0.0
 
 
-def wait_for_version(path, version: int, timeout: float = 60.0) -> list[dict]:
+def wait_for_version(path, version: int, session, timeout: float = 60.0) -> list[dict]:
+    """The log's edits once it reached ``version`` and the session has shown it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with EditLog(path) as el:
             if el.head >= version:
+                session.wait_idle()  # the view is updated after the commit
                 return el.log()
         time.sleep(0.1)
     pytest.fail(f"the edit log never reached version {version} (the key press had no effect)")
@@ -167,16 +180,15 @@ def test_merge_split_undo_from_key_presses_in_headless_chromium(world, tmp_path)
         assert session.volume.token and "appspot" not in session.url
         with Browser(session.url, tmp_path / "profile", SIZE) as browser:
             show_only(session, [a, b], slice_through(world["pieces"], a, b))
-            assert segment_colours(screenshot(session.viewer)) == 2  # two pieces, two colours
+            assert colours_shown(session, 2) == 2  # two pieces, two colours
             focus(browser)
             browser.key("m")  # merge the two selected segments
-            edits = wait_for_version(path, 1)
-            session.wait_idle()  # the view is updated after the commit
+            edits = wait_for_version(path, 1, session)
             assert [(e["op"], e["author"], e["version"]) for e in edits] == [("merge", "ann", 1)]
             keep = min(a, b)
             assert session.version == 1
             assert list(session.viewer.state.layers[SEG].segments) == [keep]
-            assert segment_colours(screenshot(session.viewer)) == 1  # one segment, one colour
+            assert colours_shown(session, 1) == 1  # one segment, one colour
             show_only(session, [keep], layout="3d")  # its mesh, made from both pieces
             shaded = screenshot(session.viewer).max(axis=2) > 0
             assert shaded.mean() > 0.01, shaded.mean()
@@ -189,7 +201,7 @@ def test_merge_split_undo_from_key_presses_in_headless_chromium(world, tmp_path)
                 s.layers[SINKS].annotations = [_point("t", snk)]
             screenshot(session.viewer)  # the page has the points
             browser.key("x")
-            edits = wait_for_version(path, 2)
+            edits = wait_for_version(path, 2, session)
             assert edits[-1]["op"] == "split" and edits[-1]["version"] == 2
             new = edits[-1]["args"]["new_segment"]
             with EditLog(path) as el:
@@ -197,15 +209,15 @@ def test_merge_split_undo_from_key_presses_in_headless_chromium(world, tmp_path)
             assert _segment_at(world, lut, src) == merged and _segment_at(world, lut, snk) == new
             both = slice_through(neurons, 1, 2)
             show_only(session, [merged, new], both)
-            assert segment_colours(screenshot(session.viewer)) == 2
+            assert colours_shown(session, 2) == 2
 
             browser.key("z")  # undo the split
-            edits = wait_for_version(path, 3)
+            edits = wait_for_version(path, 3, session)
             assert (edits[-1]["op"], edits[-1]["args"]["target_op"]) == ("undo", "split")
             with EditLog(path) as el:
                 assert np.array_equal(el.lut().segment, el.lut(1).segment)
             show_only(session, [merged, new], both)
-            assert segment_colours(screenshot(session.viewer)) == 1  # one segment again
+            assert colours_shown(session, 1) == 1  # one segment again
 
             # a point placed with alt+a at the mouse lands in the source layer
             browser.mouse_move(SIZE[0] / 2, SIZE[1] / 2)
@@ -253,7 +265,7 @@ def test_a_stale_session_has_its_conflicting_edit_refused_in_the_viewer(world, t
                 s.layers[SEG].segments = [seg_of[3], seg_of[6]]
             screenshot(session.viewer)
             browser.key("m")
-            edits = wait_for_version(path, 2)
+            edits = wait_for_version(path, 2, session)
             assert [e["author"] for e in edits] == ["alice", "bob"]
             # the next ranked candidate: one point, its segments selected, its reason shown
             session.wait_idle()
