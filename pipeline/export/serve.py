@@ -18,6 +18,8 @@ import urllib.parse
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import tornado.web
+
 from pipeline.errors import InputError
 
 CLIENT_PREFIX = "/ng/"
@@ -168,3 +170,80 @@ class DataServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def serve_folder_in_viewer(
+    root: str | os.PathLike, prefix: str = "/data/", origins: tuple[str, ...] = ()
+) -> str:
+    """Serve ``root`` from the neuroglancer viewer's own web server under ``prefix``: one port
+    for the viewer page and the data (one SSH tunnel), same origin (no CORS needed). The rules
+    are those of ``DataServer``: files inside the folder only, no listings, gzip chunks
+    inflated by the browser, and on a loopback address a foreign ``Host`` is refused. Pages of
+    ``origins`` (a hosted viewer the user asked for) may read it too (CORS). Returns the data's
+    base URL."""
+    import neuroglancer
+    import neuroglancer.server as ng_server
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; serve the folder written by `petaseg export`")
+    neuroglancer.server.start()
+    server = ng_server.global_server
+    host = urllib.parse.urlsplit(server.server_url).hostname or "127.0.0.1"
+    local = host in ("127.0.0.1", "localhost", "::1")
+    # the host name only: an SSH tunnel may arrive on another local port
+    hosts = {"127.0.0.1", "localhost", "[::1]"} if local else None
+    server.app.add_handlers(
+        r".*",
+        [
+            (
+                f"^{prefix}(.*)$",
+                FolderHandler,
+                {"root": str(root), "hosts": hosts, "origins": set(origins)},
+            )
+        ],
+    )
+    return f"{server.server_url}{prefix.rstrip('/')}"
+
+
+def host_name(host: str) -> str:
+    """The name of a ``Host`` header's ``name:port`` (``[::1]`` kept whole)."""
+    if host.startswith("["):
+        return host.split("]")[0] + "]"
+    return host.split(":")[0]
+
+
+class FolderHandler(tornado.web.RequestHandler):
+    """One file of a served folder (see ``serve_folder_in_viewer``)."""
+
+    def initialize(self, root: str, hosts: set[str] | None, origins: set[str]) -> None:
+        self.root, self.hosts, self.origins = os.path.realpath(root), hosts, origins
+
+    def prepare(self) -> None:  # CORS only for the origins asked for (a hosted viewer)
+        origin = self.request.headers.get("Origin")
+        if origin and origin in self.origins:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Vary", "Origin")
+
+    def options(self, rel: str) -> None:
+        self.set_status(204)
+        self.finish()
+
+    def get(self, rel: str) -> None:
+        if self.hosts is not None and host_name(self.request.host) not in self.hosts:
+            self.send_error(403)
+            return
+        parts = [p for p in urllib.parse.unquote(rel).split("/") if p not in ("", ".", "..")]
+        path = os.path.join(self.root, *parts)
+        gzip = not os.path.exists(path) and os.path.isfile(path + ".gz")
+        real = os.path.realpath(path + ".gz" if gzip else path)
+        if not real.startswith(self.root + os.sep) or not os.path.isfile(real):
+            self.send_error(404)
+            return
+        with open(real, "rb") as f:
+            data = f.read()
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Cache-Control", "no-cache")
+        if gzip:
+            self.set_header("Content-Encoding", "gzip")
+        self.finish(data)

@@ -15,7 +15,8 @@ from typing import Any
 
 from pipeline.errors import InputError
 
-DEMO_APP = "https://neuroglancer-demo.appspot.com/"
+DEMO_APP = "https://neuroglancer-demo.appspot.com/"  # only where a user asks (--public-viewer)
+LOCAL_APP = ""  # "#!<state>": append to any Neuroglancer client's URL (`petaseg view` serves one)
 ANNOTATION_PROPERTIES = [
     {"id": "score", "type": "float32", "description": "classifier confidence that it is an error"},
     {"id": "rank", "type": "uint32", "description": "position in the ranked list (1 = first)"},
@@ -101,6 +102,9 @@ def viewer_state(
                 "type": "annotation",
                 "source": f"precomputed://{base}/{annotations}",
                 "name": "candidates",
+                # hidden at first: all the points at once hide the 3D view; tick the layer to
+                # see them, or review them one at a time with `petaseg proofread view`
+                "visible": False,
                 "shader": "void main() { setColor(prop_error() == 1u ? vec3(1, 0, 1) : vec3(1, 1, 0)); }",
             }
         )
@@ -115,8 +119,9 @@ def viewer_state(
     }
 
 
-def state_url(state: dict[str, Any], app: str = DEMO_APP) -> str:
-    """``<app>#!<url-encoded JSON>``: opens the state in any Neuroglancer client."""
+def state_url(state: dict[str, Any], app: str = LOCAL_APP) -> str:
+    """``<app>#!<url-encoded JSON>``: opens the state in any Neuroglancer client. The default
+    names no hosted viewer (an offline lab cannot load one): pass ``DEMO_APP`` to get one."""
     text = json.dumps(state, separators=(",", ":"))
     return f"{app}#!{urllib.parse.quote(text, safe='')}"
 

@@ -1,5 +1,6 @@
-"""``petaseg view``: serve an export folder on 127.0.0.1 and open it in a Neuroglancer viewer
-run by the neuroglancer Python package (its web server is bound to 127.0.0.1 too)."""
+"""``petaseg view``: serve an export folder and a Neuroglancer viewer of it from one port (the
+neuroglancer Python package's web server, bound to 127.0.0.1 unless ``bind`` says otherwise), so
+one SSH tunnel reaches both and nothing is fetched from the internet."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from typing import Any
 
 from pipeline.errors import InputError
 from pipeline.export.precomputed import read_state_file
-from pipeline.export.serve import DataServer
-from pipeline.export.state import rebase_state
+from pipeline.export.serve import serve_folder_in_viewer
+from pipeline.export.state import DEMO_APP, rebase_state
 
 
 @dataclass
 class ViewerSession:
-    server: DataServer
+    data_url: str  # where the export folder is served (same port as the viewer)
     viewer: Any  # neuroglancer.Viewer
     state: dict[str, Any]
 
@@ -25,7 +26,6 @@ class ViewerSession:
     def close(self) -> None:
         import neuroglancer
 
-        self.server.stop()
         neuroglancer.stop()
 
     def __enter__(self) -> ViewerSession:
@@ -36,27 +36,27 @@ class ViewerSession:
 
 
 def open_viewer(
-    out: str, port: int = 0, viewer_port: int = 0, state: dict[str, Any] | None = None
+    out: str,
+    port: int = 0,
+    state: dict[str, Any] | None = None,
+    bind: str = "127.0.0.1",
+    public_viewer: bool = False,
 ) -> ViewerSession:
     """Serve ``out`` and start a viewer showing its saved state (or ``state``), rebased onto the
-    local server's URL."""
+    viewer's own ``/data/`` URL; ``public_viewer`` also lets the hosted demo viewer read it."""
     import neuroglancer
 
     saved = read_state_file(out)
-    server = DataServer(out, port=port).start()
+    neuroglancer.set_server_bind_address(bind, bind_port=port)
     try:
-        state = rebase_state(state or saved["state"], saved.get("base", ""), server.url)
-        neuroglancer.set_server_bind_address("127.0.0.1", bind_port=viewer_port)
-        try:
-            viewer = neuroglancer.Viewer()  # starts the viewer's web server
-        except OSError as e:
-            raise InputError(
-                f"cannot start the viewer on 127.0.0.1:{viewer_port}: {e.strerror or e}; choose "
-                "another --viewer-port (0 picks a free one)"
-            ) from None
-        server.allow_origin(str(viewer))
-        viewer.set_state(neuroglancer.ViewerState(state))
-    except Exception:
-        server.stop()
-        raise
-    return ViewerSession(server, viewer, state)
+        viewer = neuroglancer.Viewer()  # starts the viewer's web server
+        origins = (DEMO_APP.rstrip("/"),) if public_viewer else ()
+        data_url = serve_folder_in_viewer(out, origins=origins)
+    except OSError as e:
+        raise InputError(
+            f"cannot start the viewer on {bind}:{port}: {e.strerror or e}; choose another "
+            "--port (0 picks a free one)"
+        ) from None
+    state = rebase_state(state or saved["state"], saved.get("base", ""), data_url)
+    viewer.set_state(neuroglancer.ViewerState(state))
+    return ViewerSession(data_url, viewer, state)

@@ -14,12 +14,30 @@ from collections.abc import Iterable
 from pipeline.errors import InputError
 
 NEUROGLANCER_SCHEMES = ("precomputed://", "zarr://", "zarr3://", "zarr2://", "n5://")
+_PIPE = re.compile(r"^(?P<url>[^|]+)\|(?P<format>zarr[23]?|precomputed):?/?$")
 _H5 = re.compile(r"^(?P<file>.+?\.(?:h5|hdf5|hdf))(?:/(?P<dataset>.*))?$")
+
+
+def volume_url(url: str) -> str:
+    """A URL in Neuroglancer's source forms as petaseg opens it: ``zarr://X``, ``zarr2://X``,
+    ``zarr3://X`` and ``X|zarr3:`` (Neuroglancer's pipeline form) are the Zarr array ``X``;
+    ``X|precomputed:`` is ``precomputed://X``; ``file:///`` stays a local path. Anything else is
+    returned unchanged."""
+    text = str(url).strip()
+    m = _PIPE.match(text)
+    if m:
+        text = m.group("url")
+        if m.group("format") == "precomputed":
+            return text if text.startswith("precomputed://") else f"precomputed://{text}"
+    for prefix in ("zarr://", "zarr2://", "zarr3://"):
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    return text
 
 
 def canonical_url(url: str) -> str:
     """``url`` as one absolute form: ``file:///abs/real/path[/inner]`` or ``s3://bucket/key``."""
-    text = str(url).strip()
+    text = volume_url(url)
     for prefix in NEUROGLANCER_SCHEMES:
         if text.startswith(prefix):
             text = text[len(prefix) :]

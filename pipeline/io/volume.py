@@ -16,7 +16,7 @@ from pipeline.io.hdf5 import H5_URL, Hdf5Volume
 from pipeline.io.precomputed import PrecomputedVolume, precomputed_exists
 from pipeline.io.problems import storage_access
 from pipeline.io.tiff import TiffVolume
-from pipeline.io.urls import refuse_overwriting
+from pipeline.io.urls import refuse_overwriting, volume_url
 from pipeline.io.zarr_v3 import ZarrVolume, zarr_exists
 
 # Outputs of at least this many voxels (about 1.3e8, e.g. 512^3) are written in shards: one
@@ -68,8 +68,9 @@ def _scheme(url: str) -> str:
 
 
 def open_volume(url: str, mode: str = "r") -> Volume:
-    """Open an existing volume. ``mode`` "r" reads, "a" reads and writes."""
-    url = str(url)
+    """Open an existing volume. ``mode`` "r" reads, "a" reads and writes. Neuroglancer's
+    source forms (``zarr://``, ``zarr3://``, ``precomputed://``) are accepted."""
+    url = volume_url(str(url))
     with storage_access(url):
         return _open_by_scheme(url, mode)
 
@@ -124,7 +125,7 @@ def create_volume(
     is one of them, lies inside one or holds one is refused before anything is written.
     ``labels``: the volume holds integer labels (fragments, segmentations): a Zarr volume gets
     OME-Zarr ``image-label`` metadata. ``shards``: see ``output_shards`` for the default rule."""
-    url = str(url)
+    url = volume_url(str(url))
     refuse_overwriting([url], sources, f"writing {url}")
     with storage_access(url):
         return _create_volume(

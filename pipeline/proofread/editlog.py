@@ -118,6 +118,7 @@ class EditLog:
         self.con = connect(self.path)
         self.meta = get_meta(self.con)
         self._cache: tuple[int, Lut] | None = None
+        self._fragments_volume = None
 
     # --- creation ----------------------------------------------------------------------------
     @classmethod
@@ -218,6 +219,17 @@ class EditLog:
 
     def segments(self, version: int | None = None) -> np.ndarray:
         return np.unique(self.lut(version).segment)
+
+    def segment_at(self, point_nm: Sequence[float], version: int | None = None) -> int:
+        """The segment under a point (z, y, x nm) at ``version`` (default: the head)."""
+        version = self.head if version is None else int(version)
+        frag = self._fragment_at(point_nm, "point")
+        if frag == 0:
+            raise InputError(
+                f"the point {list(point_nm)} nm lies in background (fragment 0); place it "
+                "inside a segment"
+            )
+        return int(self.lut(version).lookup(np.array([frag], np.uint64))[0])
 
     def log(self) -> list[dict[str, Any]]:
         """Every edit, oldest first (id, op, author, time, reason, args, segments, versions)."""
@@ -389,34 +401,35 @@ class EditLog:
             )
         return frags
 
-    def _fragments_at(self, points, segment: int, version: int, what: str) -> list[int]:
+    def _fragment_at(self, p: Sequence[float], what: str) -> int:
+        """The fragment id under a point (z, y, x nm) of the log's fragments volume."""
         url = self.meta.get("fragments")
         if not url:
             raise InputError(
                 f"split: {self.path} does not know the fragments volume; recreate the log with "
                 "--fragments so points can be placed"
             )
-        vol = open_volume(url)
+        if len(p) != 3:
+            raise InputError(f"split: {what} point {list(p)} needs three coordinates z, y, x (nm)")
+        vol = self._fragments_volume or open_volume(url)
+        self._fragments_volume = vol
+        vox = [
+            int(np.floor((c - o) / v))
+            for c, o, v in zip(p, vol.offset, vol.voxel_size, strict=True)
+        ]
+        roi = Roi(
+            tuple(o + x * v for o, x, v in zip(vol.offset, vox, vol.voxel_size, strict=True)),
+            vol.voxel_size,
+        )
+        if not vol.roi.contains(roi):
+            raise InputError(f"split: {what} point {list(p)} nm lies outside the volume {vol.roi}")
+        return int(vol.read(roi).ravel()[0])
+
+    def _fragments_at(self, points, segment: int, version: int, what: str) -> list[int]:
         lut = self.lut(version)
         out = []
         for p in points:
-            if len(p) != 3:
-                raise InputError(
-                    f"split: {what} point {list(p)} needs three coordinates z, y, x (nm)"
-                )
-            vox = [
-                int(np.floor((c - o) / v))
-                for c, o, v in zip(p, vol.offset, vol.voxel_size, strict=True)
-            ]
-            roi = Roi(
-                tuple(o + x * v for o, x, v in zip(vol.offset, vox, vol.voxel_size, strict=True)),
-                vol.voxel_size,
-            )
-            if not vol.roi.contains(roi):
-                raise InputError(
-                    f"split: {what} point {list(p)} nm lies outside the volume {vol.roi}"
-                )
-            frag = int(vol.read(roi).ravel()[0])
+            frag = self._fragment_at(p, what)
             if frag == 0:
                 raise InputError(
                     f"split: {what} point {list(p)} nm lies in background (fragment 0), not in "

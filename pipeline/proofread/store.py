@@ -53,7 +53,10 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
     if create and path.exists():
         raise EditLogError(f"{path} already exists; open it, or choose another log path")
     try:
-        con = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        # one connection may serve several threads (a viewer's worker), one at a time
+        con = sqlite3.connect(
+            str(path), isolation_level=None, timeout=30.0, check_same_thread=False
+        )
         con.execute("PRAGMA journal_mode=DELETE")
         con.execute("PRAGMA synchronous=FULL")
         if create:

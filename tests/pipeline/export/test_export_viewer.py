@@ -22,8 +22,10 @@ from tests.support.export_data import image_for, voronoi_labels, write_zarr
 from workflows.cli.app import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# in CI (PETASEG_CI=1) a missing browser fails the test instead of skipping it
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)"
+    CHROMIUM is None and os.environ.get("PETASEG_CI") != "1",
+    reason="Debian's chromium is not installed (apt-get install -y chromium)",
 )
 
 
@@ -48,6 +50,8 @@ def out(tmp_path_factory, request):
 
 
 def _browser(url: str, profile, size=(800, 600)) -> subprocess.Popen:
+    if CHROMIUM is None:
+        pytest.fail("PETASEG_CI=1 but chromium is not installed (apt-get install -y chromium)")
     flags = [
         "--headless",
         "--no-sandbox",
@@ -118,7 +122,8 @@ def test_headless_chromium_renders_the_served_segmentation(out, tmp_path, layout
 
     with open_viewer(str(out)) as session:
         assert session.url.startswith("http://127.0.0.1:")
-        assert session.server.url.startswith("http://127.0.0.1:")
+        port = session.url.split(":")[2].split("/")[0]
+        assert session.data_url == f"http://127.0.0.1:{port}/data"  # one port for both
         with session.viewer.txn() as s:
             s.layout = layout
             s.layers["image"].visible = layout == "xy"
@@ -138,6 +143,36 @@ def test_headless_chromium_renders_the_served_segmentation(out, tmp_path, layout
     n_colours, covered = _colours(pixels)
     assert n_colours >= 50, n_colours  # many segment colours and shades, not a flat page
     assert covered > 0.10, covered  # the data covers a real part of the view
+
+
+def test_one_port_serves_viewer_and_data_inside_the_folder_only(out, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the browser")
+    (out / "leak2.txt").symlink_to(secret)
+    try:
+        with open_viewer(str(out)) as session:
+            base = session.data_url
+            status, _, body = _get(f"{base}/segmentation/info")
+            assert status == 200 and json.loads(body)["type"] == "segmentation"
+            gz = next((out / "segmentation" / "10_10_10").glob("*.gz"))
+            status, headers, body = _get(f"{base}/segmentation/10_10_10/{gz.name[:-3]}")
+            assert status == 200 and headers["Content-Encoding"] == "gzip"
+            for path in ("/leak2.txt", "/../secret.txt", "/segmentation/", "/%2e%2e/x"):
+                assert _get(base + path)[0] == 404, path
+            port = session.url.split(":")[2].split("/")[0]
+            status, _, _ = _get(f"{base}/segmentation/info", {"Host": f"evil.example:{port}"})
+            assert status == 403
+            # through an SSH tunnel the browser may name another local port: still local
+            assert _get(f"{base}/segmentation/info", {"Host": "localhost:9"})[0] == 200
+            assert _get(session.url)[0] == 200  # the viewer page from the same port
+            demo = {"Origin": "https://neuroglancer-demo.appspot.com"}
+            _, headers, _ = _get(f"{base}/segmentation/info", demo)
+            assert "Access-Control-Allow-Origin" not in headers  # no hosted viewer unless asked
+        with open_viewer(str(out), public_viewer=True) as session:
+            _, headers, _ = _get(f"{session.data_url}/segmentation/info", demo)
+            assert headers["Access-Control-Allow-Origin"] == demo["Origin"]
+    finally:
+        (out / "leak2.txt").unlink()
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
@@ -193,6 +228,10 @@ def test_view_command_prints_local_urls(out, capsys):
     assert main(["view", str(out), "--seconds", "0.5"]) == 0
     printed = capsys.readouterr().out
     assert "data:   http://127.0.0.1:" in printed and "viewer: http://127.0.0.1:" in printed
+    saved = json.loads((out / "viewer_state.json").read_text())
+    assert "appspot" not in printed and "appspot" not in saved.get("url", "")
+    assert main(["view", str(out), "--seconds", "0.2", "--public-viewer"]) == 0
+    assert "hosted: https://neuroglancer-demo.appspot.com/#!" in capsys.readouterr().out
     assert main(["view", str(out / "segmentation")]) == 2
     assert "no viewer_state.json" in capsys.readouterr().err
 
@@ -210,9 +249,9 @@ def test_view_on_a_port_in_use_names_the_option(out, capsys):
         err = capsys.readouterr().err
         assert f"127.0.0.1:{port}" in err and "choose another --port" in err, err
         code = "import sys; from workflows.cli.app import entry; sys.argv[0] = 'petaseg'; entry()"
-        args = ["view", str(out), "--viewer-port", port, "--seconds", "0.1"]
+        args = ["view", str(out), "--port", port, "--seconds", "0.1"]
         r = subprocess.run(
             [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
         )
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert "choose another --viewer-port" in r.stderr, r.stderr
+    assert "choose another --port" in r.stderr, r.stderr

@@ -12,7 +12,13 @@ from pipeline.errors import InputError
 
 
 def bench(
-    name: Annotated[str, typer.Argument(help="scheduler, model, segmentation, agglomeration, ...")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="scheduler, model, inference, segmentation, agglomeration, export, zarr, "
+            "proofread, ..."
+        ),
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="print the result as one JSON line last")
     ] = False,

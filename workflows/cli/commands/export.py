@@ -106,23 +106,29 @@ def export(
 def view(
     out: Annotated[str, typer.Argument(help="folder written by `petaseg export`")],
     port: Annotated[
-        int, typer.Option(help="data server port on 127.0.0.1 (0 = any free port)")
+        int, typer.Option(help="the one port for the viewer and the data (0 = any free port)")
     ] = 0,
-    viewer_port: Annotated[
-        int, typer.Option(help="viewer port on 127.0.0.1 (0 = any free port)")
-    ] = 0,
+    bind: Annotated[
+        str, typer.Option(help="address to listen on (127.0.0.1; 0.0.0.0 for other machines)")
+    ] = "127.0.0.1",
+    public_viewer: Annotated[
+        bool, typer.Option(help="also print a URL of the hosted Neuroglancer demo app")
+    ] = False,
     browser: Annotated[bool, typer.Option(help="also open the URL in the default browser")] = False,
     seconds: Annotated[
         float, typer.Option(help="stop after this many seconds (0 = serve until Ctrl-C)")
     ] = 0,
 ) -> None:
-    """Serve OUT over HTTP (CORS, 127.0.0.1 only) and print the Neuroglancer viewer URL."""
+    """Serve OUT and a Neuroglancer viewer of it on one port (127.0.0.1 unless --bind)."""
+    from pipeline.export.state import DEMO_APP, state_url
     from pipeline.export.view import open_viewer
 
-    session = open_viewer(out, port=port, viewer_port=viewer_port)
+    session = open_viewer(out, port=port, bind=bind, public_viewer=public_viewer)
     try:
-        print(f"data:   {session.server.url}", flush=True)
+        print(f"data:   {session.data_url}", flush=True)
         print(f"viewer: {session.url}", flush=True)
+        if public_viewer:
+            print(f"hosted: {state_url(session.state, DEMO_APP)}", flush=True)
         if browser:
             import webbrowser
 

@@ -1,4 +1,4 @@
-"""``petaseg proofread init|merge|split|undo|redo|log|export``: edits on a lookup table, kept in
+"""``petaseg proofread init|merge|split|undo|redo|log|export|view``: edits on a lookup table, kept in
 a versioned SQLite edit log (see ``pipeline/proofread/editlog.py``)."""
 
 from __future__ import annotations
@@ -172,6 +172,42 @@ def export(
         print(f"version {info['version']}: {info['segments']} segments -> {output}")
 
 
+def view(
+    log: EditLogFile,
+    author: Author = None,
+    image: Annotated[
+        str | None, typer.Option(help="EM image volume URL shown under the segments")
+    ] = None,
+    candidates: Annotated[
+        str | None,
+        typer.Option(help="ranked candidates JSON (default: candidates.json beside LOG)"),
+    ] = None,
+    bind: Annotated[
+        str, typer.Option(help="address to listen on (127.0.0.1; 0.0.0.0 for other machines)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="the one port for viewer and data (0 = free)")] = 0,
+    seconds: Annotated[
+        float, typer.Option(help="stop after this many seconds (0 = serve until Ctrl-C)")
+    ] = 0,
+) -> None:
+    """Proofread LOG in a Neuroglancer viewer: merge, split, undo, redo and the ranked
+    candidates on key bindings, every edit written to the log."""
+    import time
+
+    from pipeline.proofread.session import ProofreadSession, help_line
+
+    with ProofreadSession(log, author, image, candidates, bind, port) as session:
+        print(f"viewer: {session.url}", flush=True)
+        print(f"version {session.version} of {log}; {len(session.queue)} candidates", flush=True)
+        print(f"keys: {help_line()}", flush=True)
+        deadline = time.monotonic() + seconds if seconds > 0 else None
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+
+
 group = typer.Typer(
     help="Proofreading edits (merge, split, undo, redo) with a versioned edit log.",
     no_args_is_help=True,
@@ -183,3 +219,4 @@ for _name, _help in REPLAYS.items():
     group.command(_name, help=_help)(replay)
 group.command("log")(show_log)
 group.command()(export)
+group.command()(view)
