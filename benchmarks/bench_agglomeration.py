@@ -91,8 +91,8 @@ def _timed(fn, *args):
 
 
 def agglomeration_speed() -> dict:
+    from benchmarks.reference.agglomeration import agglomerate_reference
     from pipeline.seg.agglomeration import Scoring, agglomerate
-    from tests.pipeline.seg.agglomeration_reference import agglomerate_reference
 
     g = region_graph()
     _note(f"region graph: {len(g['u'])} edges")
@@ -140,10 +140,10 @@ def block_tables_side_by_side(seg_url: str, gt_url: str, voxels: int) -> dict:
     """The block tables alone (reading excluded), compiled vs numpy (``np.unique``, the version
     the compiled pass replaced), on the first blocks (raster order) holding ``voxels`` voxels,
     one process; and whether every block's two tables are equal."""
+    from benchmarks.reference.contingency import numpy_contingency
     from pipeline.evaluate import block_contingency
     from pipeline.evaluate.volumes import BLOCK_VOXELS, _read, block_slices, default_block_shape
     from pipeline.io.volume import open_volume
-    from tests.pipeline.test_evaluate_compiled import numpy_contingency
 
     seg, gt = open_volume(seg_url), open_volume(gt_url)
     done, same = 0, True

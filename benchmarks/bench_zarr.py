@@ -28,7 +28,7 @@ REPEATS = 3
 
 
 def tiled_boundary(shape=SHAPE, tile=TILE) -> np.ndarray:
-    from tests.support.labels import voronoi
+    from pipeline.synthetic.cells import voronoi
 
     _, b = voronoi(tile, 12, seed=1)
     while any(s < t for s, t in zip(b.shape, shape, strict=True)):

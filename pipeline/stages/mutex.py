@@ -23,7 +23,14 @@ from distributed import Client
 from pipeline.errors import InputError
 from pipeline.geometry import Roi
 from pipeline.io.urls import refuse_overwriting
-from pipeline.io.volume import Volume, create_volume, exists, open_input, open_volume
+from pipeline.io.volume import (
+    Volume,
+    create_volume,
+    exists,
+    open_input,
+    open_volume,
+    output_shards,
+)
 from pipeline.provenance import provenance
 from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
@@ -133,6 +140,8 @@ def run_mutex_fragments(
         avol.voxel_size,
         avol.offset,
         chunks=fragment_chunks(block),
+        shards=output_shards(avol.shape, block, fragment_chunks(block)),
+        labels=True,
         attrs={
             "petaseg": provenance(
                 "fragments", {"affinities": affinities_url, "method": "mutex", **params.as_dict()}

@@ -1,5 +1,5 @@
 """The compiled agglomeration (``mergeloop``, ``edgeheap``) gives exactly the merge scores of the
-pure-Python version it replaced (``agglomeration_reference``): on random graphs with tied scores,
+pure-Python version it replaced (``benchmarks/reference/agglomeration.py``): on random graphs with tied scores,
 with a threshold, and on the region graph of real FIB data; and its heap pops the
 smallest (score, edge) through rescoring and removals."""
 
@@ -9,12 +9,12 @@ import numba
 import numpy as np
 import pytest
 
+from benchmarks.reference.agglomeration import agglomerate_reference
 from pipeline.seg.agglomeration import Scoring, agglomerate
 from pipeline.seg.edgeheap import new_heap, pop, remove, rescore
 from pipeline.seg.rag import region_contacts
 from pipeline.seg.watershed import FragmentParams, fragments_from_boundary
 from tests.conftest import shared_file
-from tests.pipeline.seg.agglomeration_reference import agglomerate_reference
 
 SCORINGS = [Scoring("mean"), Scoring("quantile", 0.5), Scoring("quantile", 0.85)]
 
