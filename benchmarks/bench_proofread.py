@@ -195,7 +195,7 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 def main(json_out: bool = False) -> dict:
-    from pipeline.export.state import read_candidates
+    from pipeline.proofread.review import read_candidates
     from pipeline.proofread.session import ProofreadSession
 
     t0 = time.perf_counter()

@@ -46,11 +46,12 @@ from pipeline.export.objects import ObjectParams, write_objects
 from pipeline.export.scales import level_factors
 from pipeline.export.sharded import SizeCounter
 from pipeline.export.sharded_run import default_mesh_level, object_layout, write_sharded_objects
-from pipeline.export.state import read_candidates, state_url, viewer_state, write_point_annotations
+from pipeline.export.state import state_url, viewer_state, write_point_annotations
 from pipeline.io.cloud import cloudpath
 from pipeline.io.fs import filesystem, join
 from pipeline.io.urls import refuse_overwriting
 from pipeline.io.volume import open_input, open_volume
+from pipeline.proofread.review import read_candidates
 
 LOCAL_BASE = "http://127.0.0.1:8000"
 

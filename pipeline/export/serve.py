@@ -206,6 +206,26 @@ def serve_folder_in_viewer(
     return f"{server.server_url}{prefix.rstrip('/')}"
 
 
+def byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """The (first, last) byte of a single-range ``Range: bytes=...`` header (as Neuroglancer
+    sends to read sharded files), None to send the whole file (no header, or a form this server
+    does not serve, such as several ranges), or "unsatisfiable" when it starts past the end."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[len("bytes=") :].strip().partition("-")
+    try:
+        if not first:  # a suffix: the last N bytes
+            n = int(last)
+            return (max(0, size - n), size - 1) if n > 0 and size else "unsatisfiable"
+        a = int(first)
+        b = min(int(last), size - 1) if last else size - 1
+    except ValueError:
+        return None
+    if a >= size or b < a:
+        return "unsatisfiable"
+    return a, b
+
+
 def host_name(host: str) -> str:
     """The name of a ``Host`` header's ``name:port`` (``[::1]`` kept whole)."""
     if host.startswith("["):
@@ -240,10 +260,23 @@ class FolderHandler(tornado.web.RequestHandler):
         if not real.startswith(self.root + os.sep) or not os.path.isfile(real):
             self.send_error(404)
             return
-        with open(real, "rb") as f:
-            data = f.read()
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Cache-Control", "no-cache")
+        self.set_header("Accept-Ranges", "bytes")
         if gzip:
             self.set_header("Content-Encoding", "gzip")
-        self.finish(data)
+        size = os.path.getsize(real)
+        span = byte_range(self.request.headers.get("Range"), size)
+        if span == "unsatisfiable":
+            self.set_header("Content-Range", f"bytes */{size}")
+            self.send_error(416)
+            return
+        with open(real, "rb") as f:
+            if span is None:
+                self.finish(f.read())
+                return
+            first, last = span
+            f.seek(first)
+            self.set_status(206)
+            self.set_header("Content-Range", f"bytes {first}-{last}/{size}")
+            self.finish(f.read(last - first + 1))

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import InputError
-
 DEMO_APP = "https://neuroglancer-demo.appspot.com/"  # only where a user asks (--public-viewer)
 LOCAL_APP = ""  # "#!<state>": append to any Neuroglancer client's URL (`petaseg view` serves one)
 ANNOTATION_PROPERTIES = [
@@ -27,19 +25,6 @@ ANNOTATION_PROPERTIES = [
         "enum_labels": ["split_error", "merge_error"],
     },
 ]
-
-
-def read_candidates(path: str | Path) -> dict[str, Any]:
-    """The ranked candidate list written by the correction stage."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError(f"no candidate list at {path}; run `petaseg correct` first") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path} is not valid JSON ({e}); rerun `petaseg correct`") from None
-    if not isinstance(data, dict) or not isinstance(data.get("candidates"), list):
-        raise InputError(f"{path} has no 'candidates' list; it is not a petaseg candidate file")
-    return data
 
 
 def write_point_annotations(

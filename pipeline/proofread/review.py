@@ -1,16 +1,32 @@
-"""The ranked error candidates of the correction stage, reviewed one at a time: each names the
+"""The ranked error candidates of the correction stage (``read_candidates``: its
+``candidates.json``), reviewed one at a time: each names the
 segments it concerns at the version shown (found again from its fragments, since edits renumber
 segments), its point, its score and a one-line reason."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipeline.errors import InputError
 from pipeline.lut import Lut
+
+
+def read_candidates(path: str | Path) -> dict[str, Any]:
+    """The ranked candidate list written by the correction stage."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"no candidate list at {path}; run `petaseg correct` first") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path} is not valid JSON ({e}); rerun `petaseg correct`") from None
+    if not isinstance(data, dict) or not isinstance(data.get("candidates"), list):
+        raise InputError(f"{path} has no 'candidates' list; it is not a petaseg candidate file")
+    return data
 
 
 @dataclass(frozen=True)
@@ -55,8 +71,6 @@ class CandidateQueue:
     def find(cls, path: str | Path | None, log: Any) -> CandidateQueue:
         """Candidates from ``path``, or from ``candidates.json`` beside the edit log (the
         workflow's layout), or none."""
-        from pipeline.export.state import read_candidates
-
         if path is None:
             beside = Path(log.path).parent / "candidates.json"
             path = beside if beside.exists() else None

@@ -175,6 +175,21 @@ def test_one_port_serves_viewer_and_data_inside_the_folder_only(out, tmp_path):
         (out / "leak2.txt").unlink()
 
 
+def test_one_port_serves_byte_ranges_as_neuroglancer_reads_shards(out):
+    """Sharded meshes and skeletons are read by byte range: 206 with the asked bytes."""
+    info = (out / "segmentation" / "info").read_bytes()
+    with open_viewer(str(out)) as session:
+        url = f"{session.data_url}/segmentation/info"
+        status, headers, body = _get(url, {"Range": "bytes=2-9"})
+        assert status == 206 and body == info[2:10]
+        assert headers["Content-Range"] == f"bytes 2-9/{len(info)}"
+        status, _, body = _get(url, {"Range": "bytes=-4"})
+        assert status == 206 and body == info[-4:]
+        assert _get(url, {"Range": f"bytes={len(info)}-"})[0] == 416
+        status, _, body = _get(url)
+        assert status == 200 and body == info
+
+
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
     req = urllib.request.Request(url, headers=headers or {})
     try:
