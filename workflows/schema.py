@@ -55,15 +55,32 @@ class PredictStage(Strict):
     chunks: Triple | None = None
 
 
+MUTEX_FIELDS = {"method", "bias_short", "bias_long", "long_range_stride"}
+
+
 class FragmentsStage(Strict):
+    method: Literal["watershed", "mutex"] = Field(
+        "watershed",
+        description="watershed of a boundary map, or mutex watershed of long-range affinities",
+    )
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     sigma_seeds: float = Field(2.0, ge=0.0)
     sigma_weights: float = Field(1.0, ge=0.0)
     alpha: float = Field(0.9, ge=0.0, le=1.0)
     min_size: int = Field(50, ge=0)
     mode: Literal["3d", "2d"] = "3d"
+    bias_short: float = Field(0.5, gt=0.0, lt=1.0, description="mutex: nearest-neighbour bias")
+    bias_long: float = Field(0.5, gt=0.0, lt=1.0, description="mutex: long-range bias")
+    long_range_stride: int = Field(1, ge=1, description="mutex: long-range edges every k voxels")
     block: Triple | None = None
     context: Margin | None = None
+
+    def hashed(self) -> dict:
+        """What a run hashes: a watershed section as before the mutex options existed (so
+        earlier runs resume), a mutex section with its own options only."""
+        if self.method == "watershed":
+            return self.model_dump(exclude=MUTEX_FIELDS)
+        return self.model_dump(include=MUTEX_FIELDS | {"block", "context"})
 
 
 class GraphStage(Strict):

@@ -68,6 +68,15 @@ def test_cli_init_merge_split_undo_redo_log_export(tmp_path, client, capsys):
         info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert info["segments"] == n_segments
         assert len(np.unique(load_lut(out_dir).segment)) == n_segments
+    # a version relabelled into a segmentation (the command starts its own cluster)
+    seg_url = str(tmp_path / "out.zarr" / "proofread")
+    cmd = ["proofread", "export", log, "--output", str(tmp_path / "v5r"), "--version", "5"]
+    assert main([*cmd, "--relabel", seg_url, "--cluster", "threads:1", "--json"]) == 0
+    from pipeline.io.volume import open_volume
+
+    relabelled = open_volume(seg_url).read()
+    assert len(np.unique(relabelled[fragments > 0])) == 2
+    capsys.readouterr()
     # user errors exit 2 with the input named
     assert main(["proofread", "merge", log, str(seg), "999999999"]) == 2
     assert "unknown segment id 999999999" in capsys.readouterr().err

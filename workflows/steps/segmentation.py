@@ -6,14 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.io.volume import open_volume
+from pipeline.seg.mutex import MutexParams
 from pipeline.seg.watershed import FragmentParams
 from pipeline.stages.agglomerate import run_agglomerate
 from pipeline.stages.fragments import run_fragments
 from pipeline.stages.graph import run_graph
+from pipeline.stages.mutex import run_mutex_fragments
 from pipeline.stages.pyramid import run_pyramid
 from pipeline.stages.relabel import output_for, relabel_luts
 from pipeline.stages.segment import run_segment
-from workflows.schema import FragmentsStage
+from workflows.schema import MUTEX_FIELDS, FragmentsStage
 from workflows.steps.step import RunContext, Step
 
 
@@ -24,15 +26,25 @@ def voxels(url: str) -> int:
 
 
 def fragment_params(section: FragmentsStage) -> FragmentParams:
-    return FragmentParams(**section.model_dump(exclude={"block", "context"}))
+    return FragmentParams(**section.model_dump(exclude={"block", "context"} | MUTEX_FIELDS))
+
+
+def mutex_params(section: FragmentsStage) -> MutexParams:
+    return MutexParams(section.bias_short, section.bias_long, section.long_range_stride)
 
 
 def fragments(ctx: RunContext) -> dict[str, Any]:
+    """Watershed fragments of the boundary map, or (``method: mutex``) mutex-watershed
+    fragments of the affinities; the later steps take either."""
     section, url = ctx.stages.fragments, ctx.values["fragments"]
-    report = run_fragments(
+    if section.method == "mutex":
+        run, params = run_mutex_fragments, mutex_params(section)
+    else:
+        run, params = run_fragments, fragment_params(section)
+    report = run(
         ctx.values["boundaries"],
         url,
-        fragment_params(section),
+        params,
         section.block,
         section.context,
         ctx.client,
@@ -127,7 +139,18 @@ def tables_output(ctx: RunContext) -> list[str]:
     return [ctx.values["tables"]]
 
 
-FRAGMENTS = Step("fragments", ("boundaries",), ("fragments",), fragments, writes=fragments_output)
+def fragments_config(ctx: RunContext) -> dict[str, Any]:
+    return ctx.stages.fragments.hashed()
+
+
+FRAGMENTS = Step(
+    "fragments",
+    ("boundaries",),
+    ("fragments",),
+    fragments,
+    config=fragments_config,
+    writes=fragments_output,
+)
 GRAPH = Step("graph", ("fragments", "boundaries"), ("tables",), graph, writes=tables_output)
 AGGLOMERATE = Step("agglomerate", ("tables",), (), agglomerate, writes=tables_output)
 SEGMENT = Step("segment", ("tables",), ("luts",), segment, writes=tables_output)

@@ -19,6 +19,7 @@ from pipeline.stages.mutex import run_mutex_fragments
 from pipeline.stages.relabel import run_relabel
 from pipeline.stages.segment import run_segment
 from tests.support.labels import voronoi
+from workflows.cli.app import main
 
 SHAPE = (32, 48, 48)
 BLOCK = (16, 24, 24)
@@ -105,3 +106,25 @@ def test_mutex_refuses_a_boundary_map(tmp_path):
     vol.write(vol.roi, np.zeros((8, 8, 8), np.float32))
     with pytest.raises(InputError, match="offsets"):
         run_mutex_fragments(vol.url, str(tmp_path / "b.zarr/fragments"), progress=False)
+
+
+def test_segment_command_takes_the_mutex_path(cells, tmp_path, capsys):
+    _, labels, _, url = cells
+    out = str(tmp_path / "m.zarr/seg")
+    argv = ["segment", "--boundaries", url, "--output", out, "--method", "mutex"]
+    assert main([*argv, "--block", "16,24,24", "--threshold", "0.5", "--cluster", "threads:2"]) == 0
+    frag = open_volume(f"{out}_fragments")
+    assert frag.attrs["petaseg"]["params"]["method"] == "mutex"
+    assert evaluate_arrays(open_volume(out).read(), labels)["vi_sum"] < 0.05
+    bad = ["segment", "--boundaries", url, "--output", str(tmp_path / "b.zarr/s")]
+    assert main([*bad, "--method", "mws", "--cluster", "threads:1"]) == 2
+    assert "--method" in capsys.readouterr().err
+
+
+def test_watershed_runs_hash_as_before_the_mutex_options():
+    from workflows.schema import FragmentsStage
+
+    old = ["threshold", "sigma_seeds", "sigma_weights", "alpha", "min_size", "mode"]
+    assert list(FragmentsStage().hashed()) == [*old, "block", "context"]  # earlier runs resume
+    mutex = FragmentsStage(method="mutex", bias_long=0.7).hashed()
+    assert mutex["bias_long"] == 0.7 and "sigma_seeds" not in mutex

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from pipeline.errors import InputError
-from workflows.cli.options import AsJson, Author, EditLogFile, ExpectVersion, Reason, print_json
+from workflows.cli.options import (
+    AsJson,
+    Author,
+    Cluster,
+    EditLogFile,
+    ExpectVersion,
+    Reason,
+    client_for,
+    print_json,
+)
 
 # a new edit log: its file, the lookup table it starts from, and where it finds what the
 # lookup table does not name
@@ -151,9 +160,11 @@ def export(
     output: Annotated[str, typer.Option(help="folder for the lookup table (fragment, segment)")],
     version: Version = None,
     relabel: RelabelUrl = None,
+    cluster: Cluster = None,
     as_json: AsJson = False,
 ) -> None:
-    """Write any version as a lookup table (and optionally relabel the fragments with it)."""
+    """Write any version as a lookup table (and optionally relabel the fragments with it, on
+    ``--cluster``: an embedded LocalCluster by default)."""
     from pipeline.proofread.editlog import EditLog
 
     with EditLog(log) as el:
@@ -164,7 +175,8 @@ def export(
             raise InputError(f"{log} does not know the fragments volume; cannot --relabel")
         from pipeline.stages.relabel import run_relabel
 
-        run_relabel(fragments, output, relabel, progress=not as_json)
+        with client_for(cluster) as client:
+            run_relabel(fragments, output, relabel, client=client, progress=not as_json)
         info["segmentation"] = relabel
     if as_json:
         print_json(info)

@@ -49,6 +49,20 @@ KeepGtZero = Annotated[
     bool, typer.Option(help="score ground-truth label 0 too (default: ignore it)")
 ]
 
+FragmentMethod = Annotated[
+    str,
+    typer.Option(
+        help="watershed (of a boundary map) or mutex (mutex watershed of affinities with "
+        "long-range offsets, as an affinity model predicts them)"
+    ),
+]
+BiasShort = Annotated[
+    float, typer.Option(help="mutex: nearest-neighbour edges above this affinity attract")
+]
+BiasLong = Annotated[
+    float, typer.Option(help="mutex: long-range edges above this affinity attract (higher splits)")
+]
+
 SEGMENT_OPTIONS = {  # workflow key -> the option of `petaseg segment` it comes from
     "segment.thresholds": "--threshold",
     "fragments.threshold": "--ws-threshold",
@@ -57,6 +71,9 @@ SEGMENT_OPTIONS = {  # workflow key -> the option of `petaseg segment` it comes 
     "fragments.alpha": "--alpha",
     "fragments.min_size": "--min-size",
     "fragments.mode": "--mode",
+    "fragments.method": "--method",
+    "fragments.bias_short": "--bias-short",
+    "fragments.bias_long": "--bias-long",
     "fragments.block": "--block",
     "fragments.context": "--context",
     "graph.bins": "--bins",
@@ -136,9 +153,13 @@ def segment(
     alpha: Alpha = 0.9,
     min_size: MinSize = 50,
     mode: Mode = "3d",
+    method: FragmentMethod = "watershed",
+    bias_short: BiasShort = 0.5,
+    bias_long: BiasLong = 0.5,
     as_json: AsJson = False,
 ) -> None:
-    """Boundary map -> fragments -> region graph -> agglomeration -> segmentation(s).
+    """Boundary map (or affinities) -> fragments -> region graph -> agglomeration ->
+    segmentation(s).
     Every stage is resumable: rerun the same command to finish an interrupted run."""
     from pipeline.stages.segment import DEFAULT_THRESHOLD
     from workflows.config import validated
@@ -149,6 +170,9 @@ def segment(
     values = {
         "fragments": {
             **params.as_dict(),
+            "method": method,
+            "bias_short": bias_short,
+            "bias_long": bias_long,
             "block": parse_zyx(block, "block"),
             "context": parse_context(context),
         },
