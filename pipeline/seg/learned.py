@@ -30,10 +30,10 @@ def _classifier():
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(
-        max_iter=100,
+        max_iter=60,
         learning_rate=0.1,
-        max_leaf_nodes=15,
-        min_samples_leaf=20,
+        max_leaf_nodes=7,
+        min_samples_leaf=100,
         l2_regularization=1.0,
         early_stopping=False,
         random_state=0,

@@ -179,23 +179,54 @@ def best_threshold(scores: dict[float, dict[str, float]]) -> float:
     return min(scores, key=lambda t: (scores[t]["vi_sum"], t))
 
 
+def _curve_of(model: EdgeClassifier, root: str, truth) -> dict[float, dict[str, float]]:
+    key = f"edge-model:{id(model)}#training"
+    _CACHE_ONLY[key] = model
+    try:
+        return scores_at(root, truth, Scoring("learned", model=key))
+    finally:
+        del _CACHE_ONLY[key]
+
+
+def _pooled(curves: list[dict[float, dict[str, float]]]) -> dict[float, dict[str, float]]:
+    """Voxel-weighted means of the figures of several graphs, per threshold."""
+    out = {}
+    for t in curves[0]:
+        w = np.array([c[t]["voxels"] for c in curves], np.float64)
+        out[t] = {
+            k: float(np.dot(w, [c[t][k] for c in curves]) / w.sum()) if k != "voxels" else w.sum()
+            for k in curves[0][t]
+        }
+    return out
+
+
 def train_edge_model(
-    root: str, truth, levels=LEVELS, info: dict[str, Any] | None = None
+    graphs: list[tuple[str, Any]], levels=LEVELS, info: dict[str, Any] | None = None
 ) -> EdgeClassifier:
-    """Fit an edge model on the graph under ``root`` labelled by ``truth`` (a fragment x
-    ground-truth table) and choose its threshold on the same (training) graph."""
-    x, y = training_data(root, truth, levels)
+    """Fit an edge model on the graphs (tables root, fragment x ground-truth table) and choose
+    its threshold: with two or more graphs by cross-validation (each graph agglomerated by a
+    model fitted on the others; lowest pooled VI sum), with one on the training graph itself
+    (optimistic: the trees have seen its edges)."""
+    data = [training_data(root, truth, levels) for root, truth in graphs]
+    x, y = np.concatenate([d[0] for d in data]), np.concatenate([d[1] for d in data])
     model = EdgeClassifier(x, y, 0.5, dict(info or {})).fit()
-    cache_key = f"edge-model:{root}#training"
-    _CACHE_ONLY[cache_key] = model
-    curve = scores_at(root, truth, Scoring("learned", model=cache_key))
+    if len(graphs) > 1:
+        curves = []
+        for i, (root, truth) in enumerate(graphs):
+            rest = [d for j, d in enumerate(data) if j != i]
+            fold = EdgeClassifier(*(np.concatenate(c) for c in zip(*rest, strict=True))).fit()
+            curves.append(_curve_of(fold, root, truth))
+        curve, how = _pooled(curves), f"cross-validated over {len(graphs)} graphs"
+    else:
+        curve, how = _curve_of(model, *graphs[0]), "training graph (not cross-validated)"
     model.threshold = best_threshold(curve)
     model.info.update(
         {
             "examples": int(len(y)),
             "boundaries": int(y.sum()),
             "levels": list(levels),
-            "train_curve": {str(t): c for t, c in curve.items()},
+            "threshold_chosen_on": how,
+            "threshold_curve": {str(t): c for t, c in curve.items()},
         }
     )
     return model

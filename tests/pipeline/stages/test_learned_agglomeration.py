@@ -36,7 +36,7 @@ def trained(tmp_path_factory, client):
     result = segment(vol.url, out, [0.5], PARAMS, (16, 16, 16), (8, 8, 8), client=client)
     frag = open_volume(result["fragments_url"]).read()
     truth = FragmentTruth.from_arrays(frag, lab)
-    model = train_edge_model(result["tables"], (truth.fragment, truth.gt, truth.count))
+    model = train_edge_model([(result["tables"], (truth.fragment, truth.gt, truth.count))])
     path = str(d / "edges.parquet")
     save_edge_model(model, path)
     return d, lab, vol.url, path, model

@@ -69,29 +69,37 @@ def export(
 
 
 def agglomeration(
-    tables: Annotated[str, typer.Option(help="region-graph tables of a segment run (graph/)")],
-    fragments: Annotated[str, typer.Option(help="the fragments the graph was built from")],
-    labels: Labels,
+    tables: Annotated[
+        list[str], typer.Option(help="region-graph tables of a segment run (repeat)")
+    ],
+    fragments: Annotated[list[str], typer.Option(help="the fragments of each graph (repeat)")],
+    labels: Annotated[list[str], typer.Option(help="neuron ids of each graph (repeat)")],
     out: Annotated[Path, typer.Option(help="edge model file to write (.parquet)")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Train the learned-agglomeration edge classifier on a region graph and ground truth;
-    its threshold is chosen on the same (training) graph. Use it with
-    ``--scoring learned:<out>``."""
+    """Train the learned-agglomeration edge classifier on region graphs and ground truth; with
+    two or more graphs its threshold is cross-validated (each graph scored by a model fitted on
+    the others). Use it with ``--scoring learned:<out>``."""
     from pipeline.correct.truth import FragmentTruth
     from pipeline.io.urls import refuse_overwriting
     from pipeline.stages.learned_model import save_edge_model, train_edge_model
 
+    if not len(tables) == len(fragments) == len(labels):
+        raise InputError("give one --fragments and one --labels per --tables (in order)")
     if out.exists():
         raise InputError(f"--out {out} exists; remove it or choose another path")
-    refuse_overwriting([str(out)], [tables, fragments, labels], "petaseg train agglomeration")
-    t = FragmentTruth.from_volumes(fragments, labels)
+    refuse_overwriting([str(out)], [*tables, *fragments, *labels], "petaseg train agglomeration")
+    graphs = []
+    for root, frag, gt in zip(tables, fragments, labels, strict=True):
+        t = FragmentTruth.from_volumes(frag, gt)
+        graphs.append((root, (t.fragment, t.gt, t.count)))
     info = {"tables": tables, "fragments": fragments, "labels": labels}
-    model = train_edge_model(tables, (t.fragment, t.gt, t.count), info=info)
+    model = train_edge_model(graphs, info=info)
     save_edge_model(model, str(out))
-    best = model.info["train_curve"][str(model.threshold)]
+    best = model.info["threshold_curve"][str(model.threshold)]
     result = {"out": str(out), "threshold": model.threshold, "examples": model.info["examples"]}
-    result.update({f"train_{k}": v for k, v in best.items()})
+    result["threshold_chosen_on"] = model.info["threshold_chosen_on"]
+    result.update({f"chosen_{k}": v for k, v in best.items()})
     print(json.dumps(result) if as_json else f"edge model -> {out}: {result}")
 
 
