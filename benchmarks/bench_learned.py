@@ -15,7 +15,8 @@ thresholds (VI split/merge/sum and adapted Rand of fragments -> segments
 against the neuron ids, label 0 ignored, from the fragment x ground-truth table).
 
 Speed (one process, one thread): edges / seconds of the whole merge loop to the end on the
-held-out part's region graph, learned and mean side by side (best of 3, compilation excluded).
+held-out part's region graph, learned and mean side by side (best of 3, compilation excluded),
+and on the larger, finer graph that ``petaseg bench agglomeration`` times (``fine_*``, best of 2).
 """
 
 from __future__ import annotations
@@ -114,6 +115,49 @@ def speed(root: str, model_path: str) -> dict:
     return out
 
 
+def fine_graph() -> dict:
+    """The graph ``petaseg bench agglomeration`` times (FIB, stand-in boundary map, fine
+    fragments, mirror-tiled 1x2x2, 16 bins), with region sizes."""
+    from benchmarks.bench_agglomeration import TILES, mirror_tile, read_h5
+    from benchmarks.correct_experiment import boundary_from_raw
+    from pipeline.seg.rag import region_contacts
+    from pipeline.seg.watershed import FragmentParams, fragments_from_boundary
+
+    boundary = boundary_from_raw(read_h5("volumes/raw"))
+    frag = fragments_from_boundary(boundary, FragmentParams(sigma_seeds=0, min_size=10))
+    frag = mirror_tile(frag, TILES, int(frag.max()) + 1)
+    edges = region_contacts(frag, mirror_tile(boundary, TILES), nbins=16)
+    keep = edges["u"] != 0
+    ids, counts = np.unique(frag, return_counts=True)
+    e = {k: edges[k][keep] for k in ("count", "sum", "hist")}
+    e.update(
+        {"u": np.searchsorted(ids, edges["u"][keep]), "v": np.searchsorted(ids, edges["v"][keep])}
+    )
+    return {"edges": e, "size": counts.astype(np.float64), "n": len(ids)}
+
+
+def fine_speed(model_path: str) -> dict:
+    """Edges/s of learned and mean agglomeration to the end on ``fine_graph`` (best of 2)."""
+    from pipeline.seg.agglomeration import Scoring, agglomerate
+    from pipeline.stages.learned_model import edge_model
+
+    g = fine_graph()
+    e, ens = g["edges"], edge_model(model_path).ensemble
+    args = (g["n"], e["u"], e["v"], e["count"], e["sum"], e["hist"])
+    out = {"fine_graph_edges": int(len(e["u"]))}
+    for name, scoring in (("learned", Scoring("learned", model=model_path)), ("mean", Scoring())):
+        best = np.inf
+        for _ in range(2):
+            t0 = time.perf_counter()
+            agglomerate(*args, scoring, size=g["size"], ensemble=ens)
+            best = min(best, time.perf_counter() - t0)
+        out[f"fine_{name}_edges_per_s"] = round(len(e["u"]) / best)
+    out["fine_learned_vs_mean_speed"] = (
+        out["fine_learned_edges_per_s"] / out["fine_mean_edges_per_s"]
+    )
+    return out
+
+
 def main(json_out: bool = False) -> dict:
     from distributed import Client, LocalCluster
     from threadpoolctl import threadpool_limits
@@ -162,6 +206,8 @@ def main(json_out: bool = False) -> dict:
         result["learned"]["heldout"]["vi_sum"] < result["mean"]["heldout"]["vi_sum"]
     )
     result.update(speed(runs["heldout"]["tables"], path))
+    _note("speed on the fine graph of petaseg bench agglomeration")
+    result.update(fine_speed(path))
     return result
 
 

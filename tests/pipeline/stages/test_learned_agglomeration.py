@@ -101,3 +101,15 @@ def test_train_agglomeration_command(trained, tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 2  # --out exists: refused, nothing overwritten
     assert "exists" in capsys.readouterr().err
+
+
+def test_shipped_edge_model_loads_by_name():
+    from pipeline.stages.learned_model import edge_model, model_file
+
+    assert model_file("fib-edge-v1").endswith("models/zoo/fib-edge-v1.parquet")
+    model = edge_model("fib-edge-v1")
+    assert model.info["threshold_chosen_on"] == "cross-validated over 2 graphs"
+    assert model.threshold == 0.5
+    p = model.ensemble.predict_proba(model.x)
+    # the trees separate the training examples far better than chance
+    assert p[model.y == 1].mean() > p[model.y == 0].mean() + 0.3
