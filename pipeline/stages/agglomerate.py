@@ -18,6 +18,11 @@ Both passes run the compiled merge loop (``pipeline.seg.mergeloop``): about 200 
 of the graph being agglomerated, so the client's memory is bounded by ``max_global_edges`` (the
 whole graph) or by the contracted graph, never by the volume.
 
+Scoring ``learned:<model>`` (a shipped name such as ``fib-edge-v1`` or a file from ``petaseg
+train agglomeration``) runs the same two schemes with the learned merge loop; it also needs the
+fragments' sizes (the graph's node tables: all of them for the global pass, the 27 context
+blocks' for a local one, summed per cluster for the contracted graph).
+
 Scores are written per block (``agglomeration/scores/<block>.parquet``: u, v, score), aligned
 with the graph's edge tables; +inf marks edges whose endpoints never joined.
 """
