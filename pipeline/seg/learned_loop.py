@@ -4,6 +4,10 @@ all edges of the merged region are re-featured (their sums and the new region si
 ``edge_features``) and rescored by the boosted trees (``tree_ensemble``), since the region's
 size enters every one of its edges' features. An edge's score is the predicted probability
 that its two regions are different neurons, so the threshold is a probability.
+
+Sizes enter the features capped (``SIZE_CAP``): once the surviving region was already that big,
+only the edges whose statistics or far end changed (combined edges, edges moved over from the
+other region) get new features, so only those are rescored (the others would score the same).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pipeline.seg.edge_features import N_FEATURES, fill_features
+from pipeline.seg.edge_features import N_FEATURES, SIZE_CAP, fill_features
 from pipeline.seg.edgeheap import new_heap, pop, remove, rescore
 from pipeline.seg.pairtable import grown, new_pairs, pair_key, pair_slot
 from pipeline.seg.tree_ensemble import ensemble_proba
@@ -58,7 +62,7 @@ def _fold(a, b, lists, edges, stats, queue, pairs):
     """Fold node ``b`` into ``a``: an edge (b, n) moves to (a, n), or is added into a's edge to
     n (and leaves the heap). Returns the heap size, the pair table and its entry count."""
     head, last, rec_next, deg = lists
-    alive, end0, end1, member_next, member_tail = edges
+    alive, end0, end1, member_next, member_tail, dirty = edges
     cnt, tot, hist = stats
     heap, pos, size = queue
     table, n_pairs, n_nodes = pairs
@@ -72,6 +76,7 @@ def _fold(a, b, lists, edges, stats, queue, pairs):
             s = pair_slot(table, key)
             if table[s, 0] == 0:
                 end0[f], end1[f] = a, n
+                dirty[f] = 1
                 deg[a] += 1
                 table[s, 0], table[s, 1] = key, f
                 n_pairs += 1
@@ -85,6 +90,7 @@ def _fold(a, b, lists, edges, stats, queue, pairs):
                 last[a] = r
             else:
                 g = np.int64(table[s, 1])
+                dirty[g] = 1
                 alive[f] = 0
                 deg[n] -= 1
                 cnt[g] += cnt[f]
@@ -100,10 +106,11 @@ def _fold(a, b, lists, edges, stats, queue, pairs):
 
 
 @numba.njit(cache=True, nogil=True)
-def _rescore_node(a, lists, edges, stats, queue, ens, buf):
-    """Rescore every live edge of ``a``, dropping the records of dead edges from its list."""
+def _rescore_node(a, every, lists, edges, stats, queue, ens, buf):
+    """Rescore the live edges of ``a`` (``every`` one, or only those marked dirty), dropping the
+    records of dead edges from its list."""
     head, last, rec_next, _ = lists
-    alive, end0, end1, _, _ = edges
+    alive, end0, end1, _, _, dirty = edges
     cnt, tot, hist, size = stats
     heap, pos, n = queue
     prev = -1
@@ -112,8 +119,10 @@ def _rescore_node(a, lists, edges, stats, queue, ens, buf):
         r_next = rec_next[r]
         f = r >> 1
         if alive[f]:
-            s = edge_score(f, end0, end1, cnt, tot, hist, size, ens, buf)
-            rescore(heap, pos, n, f, s)
+            if every or dirty[f]:
+                s = edge_score(f, end0, end1, cnt, tot, hist, size, ens, buf)
+                rescore(heap, pos, n, f, s)
+                dirty[f] = 0
             prev = r
         elif prev == -1:
             head[a] = r_next
@@ -124,11 +133,12 @@ def _rescore_node(a, lists, edges, stats, queue, ens, buf):
 
 
 @numba.njit(cache=True, nogil=True)
-def learned_merge_loop(n_nodes, u, v, cnt, tot, hist, size, ens, threshold):
+def learned_merge_loop(n_nodes, u, v, cnt, tot, hist, size, ens, threshold, rescore_all=False):
     """Agglomerate with learned scores; ``cnt``, ``tot``, ``hist`` and ``size`` are updated in
     place. Returns the merge score (running maximum of merged scores) of every edge, +inf for
     edges whose endpoints never joined, and the final graph: each edge's ends and whether it is
-    alive (edges added into another one, or merged, are not)."""
+    alive (edges added into another one, or merged, are not). ``rescore_all``: rescore every
+    edge of a merged region even above the size cap (the same result, slower; for tests)."""
     n_edges = u.size
     result = np.full(n_edges, np.inf)
     end0, end1 = u.astype(np.int64), v.astype(np.int64)
@@ -146,7 +156,7 @@ def learned_merge_loop(n_nodes, u, v, cnt, tot, hist, size, ens, threshold):
     heap, pos = new_heap(score)
     n_heap = n_edges
     level = -np.inf
-    edges = (alive, end0, end1, member_next, member_tail)
+    edges = (alive, end0, end1, member_next, member_tail, np.zeros(n_edges, np.uint8))
     while n_heap > 0:
         s, e = pop(heap, pos, n_heap)
         n_heap -= 1
@@ -163,9 +173,13 @@ def learned_merge_loop(n_nodes, u, v, cnt, tot, hist, size, ens, threshold):
         deg[b] -= 1
         if deg[a] < deg[b]:
             a, b = b, a
+        every = (
+            rescore_all or size[a] < SIZE_CAP
+        )  # a's capped size, in all its edges' features, changes
         size[a] += size[b]
         n_heap, table, n_pairs = _fold(
             a, b, lists, edges, (cnt, tot, hist), (heap, pos, n_heap), (table, n_pairs, n_nodes)
         )
-        _rescore_node(a, lists, edges, (cnt, tot, hist, size), (heap, pos, n_heap), ens, buf)
+        stats = (cnt, tot, hist, size)
+        _rescore_node(a, every, lists, edges, stats, (heap, pos, n_heap), ens, buf)
     return result, end0, end1, alive

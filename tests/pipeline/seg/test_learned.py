@@ -48,10 +48,11 @@ def test_numba_trees_equal_sklearn_predict_proba():
     np.testing.assert_allclose(ours, clf.predict_proba(test)[:, 1], rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_refeatured_edges_equal_merged_regions_from_scratch(seed):
+@pytest.mark.parametrize("seed, scale", [(1, 1), (2, 1), (3, 100)])
+def test_refeatured_edges_equal_merged_regions_from_scratch(seed, scale):
     rng = np.random.default_rng(seed)
     edges, size = _random_graph(rng)
+    size *= scale  # 100: regions above the size cap, where only changed edges are rescored
     ens = _ensemble(rng, edges, size)
     n = len(size)
     cnt, tot = edges["count"].copy(), edges["sum"].copy()
@@ -78,6 +79,22 @@ def test_refeatured_edges_equal_merged_regions_from_scratch(seed):
     np.testing.assert_allclose(x_loop, x_new, rtol=1e-12)
     # and no region pair left below the threshold
     assert (ens.predict_proba(x_new) >= 0.6).all()
+
+
+def test_rescoring_only_changed_edges_above_the_size_cap_changes_nothing():
+    rng = np.random.default_rng(6)
+    edges, size = _random_graph(rng, 300, 1200)
+    size *= 200  # most regions above SIZE_CAP
+    ens = _ensemble(rng, edges, size)
+    args = (len(size), edges["u"], edges["v"])
+
+    def run(rescore_all):
+        stats = [edges[k].copy() for k in ("count", "sum", "hist")] + [size.copy()]
+        return learned_merge_loop(*args, *stats, ens.arrays(), np.inf, rescore_all)[0]
+
+    lazy, full = run(False), run(True)
+    assert np.isfinite(lazy).sum() > 1000
+    np.testing.assert_array_equal(lazy, full)
 
 
 def test_learned_levels_are_monotone_and_cut_like_the_threshold():

@@ -101,6 +101,9 @@ def test_train_agglomeration_command(trained, tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 2  # --out exists: refused, nothing overwritten
     assert "exists" in capsys.readouterr().err
+    two_graphs = [*args[:8], "--tables", args[3], "--out", str(tmp_path / "n.parquet")]
+    assert main(two_graphs) == 2  # two graphs, one set of fragments and labels
+    assert "one --fragments and one --labels per --tables" in capsys.readouterr().err
 
 
 def test_shipped_edge_model_loads_by_name():
