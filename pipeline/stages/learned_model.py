@@ -64,8 +64,10 @@ def load_edge_model(path: str) -> EdgeClassifier:
             table = pq.read_table(io.BytesIO(f.read()))
         meta = json.loads(table.schema.metadata[b"petaseg"])
     except FileNotFoundError:
+        shipped = ", ".join(sorted(p.stem for p in ZOO.glob("*edge*.parquet"))) or "none"
         raise InputError(
-            f"no edge model at {path}; train one with `petaseg train agglomeration`"
+            f"no edge model at {path} (shipped: {shipped}); name a shipped one or train one "
+            "with `petaseg train agglomeration`"
         ) from None
     except Exception as e:  # noqa: BLE001 - any unreadable file
         raise InputError(f"{path} is not a petaseg edge model ({e})") from None
