@@ -88,7 +88,7 @@ class GraphStage(Strict):
 
 
 class AgglomerateStage(Strict):
-    scoring: str = Field("mean", pattern=r"^(mean|median|quantile:0?\.\d+)$")
+    scoring: str = Field("mean", pattern=r"^(mean|median|quantile:0?\.\d+|learned:.+)$")
     max_global_edges: int = Field(
         5_000_000, ge=0, description="above this many edges (0: always), two levels"
     )

@@ -3,7 +3,9 @@
 Repeatedly merge the pair of adjacent regions with the lowest edge score; the edges of the two
 regions to a common neighbour are combined (counts and sums add, histograms add) and rescored,
 so the score of an edge is always that of all the contacts between the two current regions.
-Scores: ``mean`` boundary value on the contact, or a ``quantile`` of it (from the histograms).
+Scores: ``mean`` boundary value on the contact, or a ``quantile`` of it (from the histograms),
+or ``learned``: the probability of a boundary from a boosted edge classifier, re-featured and
+rescored for every edge of a merged region (``learned``).
 
 The result is a merge score per input edge: the level at which its two endpoints joined, where
 the level is the running maximum of the merge scores (so levels are monotone, and "connected
@@ -17,26 +19,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.seg.learned import agglomerate_learned
 from pipeline.seg.mergeloop import merge_loop
 from pipeline.seg.rag import histogram_quantile
+from pipeline.seg.tree_ensemble import TreeEnsemble
 
 
 @dataclass(frozen=True)
 class Scoring:
-    """How an edge is scored: ``mean`` or ``quantile`` (``q`` in [0, 1]) of its boundary values."""
+    """How an edge is scored: ``mean`` or ``quantile`` (``q`` in [0, 1]) of its boundary values,
+    or ``learned`` by the edge model file ``model``."""
 
     kind: str = "mean"
     q: float = 0.5
+    model: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("mean", "quantile"):
-            raise ValueError(f"scoring must be 'mean' or 'quantile', got {self.kind!r}")
+        if self.kind not in ("mean", "quantile", "learned"):
+            raise ValueError(f"scoring must be 'mean', 'quantile' or 'learned', got {self.kind!r}")
         if not 0.0 <= self.q <= 1.0:
             raise ValueError(f"quantile must lie in [0, 1], got {self.q}")
+        if (self.kind == "learned") != bool(self.model):
+            raise ValueError("learned scoring needs a model file (learned:<model.parquet>)")
+
+    @property
+    def needs_hist(self) -> bool:
+        return self.kind in ("quantile", "learned")
 
     @classmethod
     def parse(cls, text: str) -> Scoring:
-        """'mean', 'median' or 'quantile:0.75' (also 'q75')."""
+        """'mean', 'median', 'quantile:0.75' (also 'q75') or 'learned:<model file>'."""
+        if text.strip().lower().startswith("learned:"):
+            return cls("learned", model=text.strip().split(":", 1)[1])
         t = text.strip().lower()
         if t == "mean":
             return cls("mean")
@@ -46,7 +60,9 @@ class Scoring:
             return cls("quantile", float(t.split(":", 1)[1]))
         if t.startswith("q") and t[1:].isdigit():
             return cls("quantile", int(t[1:]) / 100.0)
-        raise ValueError(f"unknown scoring {text!r}: use mean, median, quantile:0.75 or q75")
+        raise ValueError(
+            f"unknown scoring {text!r}: use mean, median, quantile:0.75, q75 or learned:<model>"
+        )
 
 
 def initial_scores(
@@ -68,9 +84,12 @@ def agglomerate(
     hist: np.ndarray | None = None,
     scoring: Scoring | None = None,
     threshold: float = np.inf,
+    size: np.ndarray | None = None,
+    ensemble: TreeEnsemble | None = None,
 ) -> np.ndarray:
     """Agglomerate nodes ``0..n_nodes-1`` joined by edges ``(u, v)`` (distinct pairs, no self
     loops) until the lowest score reaches ``threshold``; return a merge score per edge.
+    Learned scoring also needs the nodes' ``size`` and the fitted ``ensemble``.
 
     The priority queue and the merge bookkeeping run compiled (``mergeloop``); ties in score
     break by edge index, so the result is deterministic."""
@@ -78,6 +97,10 @@ def agglomerate(
     n_edges = len(u)
     if n_edges == 0:
         return np.full(0, np.inf)
+    if scoring.kind == "learned":
+        if ensemble is None:
+            raise ValueError("learned scoring needs the fitted edge classifier")
+        return agglomerate_learned(n_nodes, u, v, count, total, hist, size, ensemble, threshold)
     use_hist = scoring.kind == "quantile"
     score = initial_scores(np.asarray(count), np.asarray(total), hist, scoring)
     hs = np.array(hist, np.float64, copy=True) if use_hist else np.zeros((1, 1))

@@ -18,6 +18,11 @@ Both passes run the compiled merge loop (``pipeline.seg.mergeloop``): about 200 
 of the graph being agglomerated, so the client's memory is bounded by ``max_global_edges`` (the
 whole graph) or by the contracted graph, never by the volume.
 
+Scoring ``learned:<model>`` (a shipped name such as ``fib-edge-v1`` or a file from ``petaseg
+train agglomeration``) runs the same two schemes with the learned merge loop; it also needs the
+fragments' sizes (the graph's node tables: all of them for the global pass, the 27 context
+blocks' for a local one, summed per cluster for the contracted graph).
+
 Scores are written per block (``agglomeration/scores/<block>.parquet``: u, v, score), aligned
 with the graph's edge tables; +inf marks edges whose endpoints never joined.
 """
@@ -45,6 +50,7 @@ from pipeline.runner.tasks import grid_task
 from pipeline.seg.agglomeration import Scoring, agglomerate
 from pipeline.seg.rag import pair_keys, reduce_edges
 from pipeline.seg.unionfind import StreamingUnionFind
+from pipeline.stages.learned_model import edge_model, node_sizes
 
 DEFAULT_MAX_GLOBAL_EDGES = 5_000_000
 DEFAULT_LOCAL_THRESHOLD = 0.5
@@ -63,16 +69,39 @@ def _edges_of(tables: list[dict[str, np.ndarray]], quantile: bool) -> dict[str, 
 
 
 def _agglomerate_table(
-    edges: dict[str, np.ndarray], scoring: Scoring, threshold: float = np.inf
+    edges: dict[str, np.ndarray], scoring: Scoring, threshold: float = np.inf, sizes=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Agglomerate a graph given by id pairs; return (sorted pair keys, scores) with keys over
-    the graph's own node numbering (see ``_keys``)."""
+    the graph's own node numbering (see ``_keys``). Learned scoring needs ``sizes``: (sorted
+    ids, voxel counts) covering the graph's nodes."""
     nodes = np.unique(np.concatenate([edges["u"], edges["v"]]))
     iu, iv = np.searchsorted(nodes, edges["u"]), np.searchsorted(nodes, edges["v"])
+    size, ensemble = None, None
+    if scoring.kind == "learned":
+        size = _sizes_of(sizes, nodes)
+        ensemble = edge_model(scoring.model).ensemble
     scores = agglomerate(
-        len(nodes), iu, iv, edges["count"], edges["sum"], edges.get("hist"), scoring, threshold
+        len(nodes),
+        iu,
+        iv,
+        edges["count"],
+        edges["sum"],
+        edges.get("hist"),
+        scoring,
+        threshold,
+        size,
+        ensemble,
     )
     return nodes, scores
+
+
+def _sizes_of(sizes: tuple[np.ndarray, np.ndarray], nodes: np.ndarray) -> np.ndarray:
+    """Voxel counts of ``nodes`` from a (sorted ids, sizes) table (1 where an id is missing)."""
+    ids, size = sizes
+    idx = np.minimum(np.searchsorted(ids, nodes), max(len(ids) - 1, 0))
+    if len(ids) == 0:
+        return np.ones(len(nodes))
+    return np.where(ids[idx] == nodes, size[idx], 1.0)
 
 
 def _lookup(
@@ -93,9 +122,9 @@ def _lookup(
     return out
 
 
-def _scored(edges: dict[str, np.ndarray], scoring: Scoring, threshold: float = np.inf):
+def _scored(edges: dict[str, np.ndarray], scoring: Scoring, threshold: float = np.inf, sizes=None):
     """Agglomerate ``edges`` and return a lookup (nodes, sorted keys, scores)."""
-    nodes, scores = _agglomerate_table(edges, scoring, threshold)
+    nodes, scores = _agglomerate_table(edges, scoring, threshold, sizes)
     keys = pair_keys(
         np.searchsorted(nodes, edges["u"]), np.searchsorted(nodes, edges["v"]), len(nodes)
     )
@@ -125,15 +154,14 @@ class LocalAgglomerationBlock:
         return out
 
     def __call__(self, block: Block) -> None:
-        quantile = self.scoring.kind == "quantile"
+        quantile = self.scoring.needs_hist
         cols = ["u", "v", "count", "sum"] + (["hist"] if quantile else [])
         own = read_table(block_table(self.root, "graph/edges", block.block_id), cols)
-        tables = [
-            read_table(block_table(self.root, "graph/edges", b), cols)
-            for b in self.neighbours(block.index)
-        ]
+        context = self.neighbours(block.index)
+        tables = [read_table(block_table(self.root, "graph/edges", b), cols) for b in context]
         edges = _edges_of(tables, quantile)
-        nodes, keys, scores = _scored(edges, self.scoring, self.threshold)
+        sizes = node_sizes(self.root, context) if self.scoring.kind == "learned" else None
+        nodes, keys, scores = _scored(edges, self.scoring, self.threshold, sizes)
         s = _lookup(nodes, keys, scores, own["u"], own["v"])
         merged = np.isfinite(s)
         write_table(
@@ -154,12 +182,13 @@ def _write_scores(root: str, num_blocks: int, score_of) -> None:
 
 
 def _global(root: str, meta: dict[str, Any], scoring: Scoring) -> dict[str, Any]:
-    quantile = scoring.kind == "quantile"
+    quantile = scoring.needs_hist
     cols = ["u", "v", "count", "sum"] + (["hist"] if quantile else [])
     tables = [t for _, t in iter_block_tables(root, "graph/edges", meta["num_blocks"], cols)]
     edges = _edges_of(tables, quantile)
     del tables
-    nodes, keys, scores = _scored(edges, scoring)
+    sizes = node_sizes(root, meta["num_blocks"]) if scoring.kind == "learned" else None
+    nodes, keys, scores = _scored(edges, scoring, sizes=sizes)
     _write_scores(root, meta["num_blocks"], lambda _b, u, v: _lookup(nodes, keys, scores, u, v))
     return {
         "scheme": "global",
@@ -180,7 +209,12 @@ def _two_level(
     run_blockwise(task, client=client, progress=progress)
     clusters = LocalClusters.of(root, meta["num_blocks"])
     contracted = _contracted_graph(root, meta["num_blocks"], clusters, scoring)
-    nodes, keys, scores = _scored(contracted, scoring)
+    sizes = None
+    if scoring.kind == "learned":  # the contracted graph's nodes are cluster roots (indices)
+        ids, size = node_sizes(root, meta["num_blocks"])
+        per_id = _sizes_of((ids, size), clusters.ids)
+        sizes = (np.arange(len(clusters.ids)), np.bincount(clusters.root_of, weights=per_id))
+    nodes, keys, scores = _scored(contracted, scoring, sizes=sizes)
     _write_scores(root, meta["num_blocks"], TwoLevelScores(root, clusters, nodes, keys, scores))
     return {
         "scheme": "two-level",
@@ -192,6 +226,11 @@ def _two_level(
     }
 
 
+def _scoring_params(scoring: Scoring) -> list:
+    """The scoring part of the done markers' parameter hash (the model file for learned)."""
+    return [scoring.kind, scoring.q] + ([scoring.model] if scoring.model else [])
+
+
 def local_merge_task(
     root: str, meta: dict[str, Any], scoring: Scoring, local_threshold: float
 ) -> BlockTask:
@@ -201,7 +240,7 @@ def local_merge_task(
         meta,
         LocalAgglomerationBlock(root, meta["grid_shape"], scoring, local_threshold),
         f"{root}/agglomeration/local",
-        {"scoring": [scoring.kind, scoring.q], "local_threshold": local_threshold, **meta},
+        {"scoring": _scoring_params(scoring), "local_threshold": local_threshold, **meta},
     )
 
 
@@ -241,7 +280,7 @@ def _contracted_graph(
 ) -> dict[str, np.ndarray]:
     """The graph contracted onto the clusters (edges between two clusters, their statistics
     summed), built while the edge tables stream by: only the contracted graph is in memory."""
-    quantile = scoring.kind == "quantile"
+    quantile = scoring.needs_hist
     cols = ["u", "v", "count", "sum"] + (["hist"] if quantile else [])
     acc: dict[str, np.ndarray] | None = None
     pending: list[dict[str, np.ndarray]] = []
@@ -318,15 +357,19 @@ def run_agglomerate(
             scoring = Scoring.parse(scoring)
         except ValueError as e:
             raise InputError(str(e)) from None
-    if scoring.kind == "quantile" and not meta.get("nbins"):
+    if scoring.needs_hist and not meta.get("nbins"):
         raise InputError(
-            "quantile scoring needs edge histograms; rebuild the graph with --bins > 0"
+            f"{scoring.kind} scoring needs edge histograms; rebuild the graph with --bins > 0"
         )
+    if scoring.kind == "learned":
+        edge_model(scoring.model)  # refuses a missing or foreign model file before any work
     total = sum(num_rows(block_table(root, "graph/edges", b)) for b in range(meta["num_blocks"]))
     if total <= max_global_edges:
         info = _global(root, meta, scoring)
     else:
         info = _two_level(root, meta, scoring, local_threshold, client, progress)
     info.update({"scoring": scoring.kind, "quantile": scoring.q, "edge_rows": total})
+    if scoring.model:
+        info["model"] = scoring.model
     write_json(f"{root}/agglomeration/meta.json", info)
     return info

@@ -1,6 +1,7 @@
 """``petaseg train boundary|affinity``: train a 3D network on a raw + labels volume pair (the
 last ``--val-sections`` z-sections are held out for validation and never trained on; see
-``workflows.training.train3d``); ``petaseg train export``: the shippable model file."""
+``workflows.training.train3d``); ``petaseg train export``: the shippable model file;
+``petaseg train agglomeration``: the edge classifier of learned agglomeration."""
 
 from __future__ import annotations
 
@@ -67,7 +68,43 @@ def export(
     print(json.dumps({"out": str(out), "bytes": out.stat().st_size}))
 
 
+def agglomeration(
+    tables: Annotated[
+        list[str], typer.Option(help="region-graph tables of a segment run (repeat)")
+    ],
+    fragments: Annotated[list[str], typer.Option(help="the fragments of each graph (repeat)")],
+    labels: Annotated[list[str], typer.Option(help="neuron ids of each graph (repeat)")],
+    out: Annotated[Path, typer.Option(help="edge model file to write (.parquet)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Train the learned-agglomeration edge classifier on region graphs and ground truth; with
+    two or more graphs its threshold is cross-validated (each graph scored by a model fitted on
+    the others). Use it with ``--scoring learned:<out>``."""
+    from pipeline.correct.truth import FragmentTruth
+    from pipeline.io.urls import refuse_overwriting
+    from pipeline.stages.learned_model import save_edge_model, train_edge_model
+
+    if not len(tables) == len(fragments) == len(labels):
+        raise InputError("give one --fragments and one --labels per --tables (in order)")
+    if out.exists():
+        raise InputError(f"--out {out} exists; remove it or choose another path")
+    refuse_overwriting([str(out)], [*tables, *fragments, *labels], "petaseg train agglomeration")
+    graphs = []
+    for root, frag, gt in zip(tables, fragments, labels, strict=True):
+        t = FragmentTruth.from_volumes(frag, gt)
+        graphs.append((root, (t.fragment, t.gt, t.count)))
+    info = {"tables": tables, "fragments": fragments, "labels": labels}
+    model = train_edge_model(graphs, info=info)
+    save_edge_model(model, str(out))
+    best = model.info["threshold_curve"][str(model.threshold)]
+    result = {"out": str(out), "threshold": model.threshold, "examples": model.info["examples"]}
+    result["threshold_chosen_on"] = model.info["threshold_chosen_on"]
+    result.update({f"chosen_{k}": v for k, v in best.items()})
+    print(json.dumps(result) if as_json else f"edge model -> {out}: {result}")
+
+
 group = typer.Typer(help="Train a boundary or affinity network.", no_args_is_help=True)
 for _target, _help in TARGETS.items():
     group.command(_target, help=_help)(train_network)
 group.command("export")(export)
+group.command("agglomeration")(agglomeration)
