@@ -81,11 +81,23 @@ def workflow_context(wf: Workflow, client: Any, progress: bool) -> RunContext:
     return RunContext(wf.stages, client, progress, values)
 
 
+def check_scoring(stages: Stages) -> None:
+    """A learned agglomeration model (``scoring: learned:<model>``) that does not exist or does
+    not load is refused before fragments and graph run, not when agglomeration starts."""
+    scoring = stages.agglomerate.scoring
+    if scoring.startswith("learned:"):
+        from pipeline.stages.learned_model import edge_model
+
+        edge_model(scoring.split(":", 1)[1])
+
+
 def check_workflow(wf: Workflow) -> None:
-    """What can be refused before any work (and before a cluster starts): a correction model
-    that does not exist, an input that cannot be opened (named by its key, e.g. input.raw)."""
+    """What can be refused before any work (and before a cluster starts): a correction or edge
+    model that does not exist, an input that cannot be opened (named by its key, e.g.
+    input.raw)."""
     if wf.stages.correct.enabled:
         correction_model(wf.stages.correct.model)
+    check_scoring(wf.stages)
     if wf.input.synthetic is None:
         check_input(wf.input)
 
@@ -144,6 +156,7 @@ def segment_boundaries(
             "segmentation": output_url,
         },
     )
+    check_scoring(stages)
     check_plan_outputs(SEGMENTATION, ctx, [boundaries_url])
     records = run_steps(SEGMENTATION, ctx)
     return {

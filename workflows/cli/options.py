@@ -49,7 +49,10 @@ Mode = Annotated[str, typer.Option(help="3d, or 2d (one watershed per z-section)
 Tables = Annotated[str, typer.Option(help="tables folder (or s3:// prefix) of the region graph")]
 FragmentsArg = Annotated[str, typer.Argument(help="fragments URL")]
 Bins = Annotated[int, typer.Option(help="histogram bins per edge (quantile scoring)")]
-Scoring = Annotated[str, typer.Option(help="mean, median, quantile:0.75")]
+Scoring = Annotated[
+    str,
+    typer.Option(help="mean, median, quantile:0.75, or learned:MODEL (e.g. learned:fib-edge-v1)"),
+]
 MaxGlobalEdges = Annotated[
     int, typer.Option(help="above this many edges agglomerate in two levels")
 ]

@@ -84,6 +84,15 @@ def test_missing_or_foreign_model_is_refused(trained, tmp_path):
         run_agglomerate(tables, f"learned:{bad}", progress=False)
 
 
+def test_segment_refuses_a_missing_model_before_any_fragment(trained, tmp_path, capsys):
+    _, _, url, _, _ = trained
+    out = tmp_path / "m.zarr"
+    argv = ["segment", "--boundaries", url, "--output", str(out / "seg")]
+    assert main([*argv, "--scoring", "learned:no-such-model", "--cluster", "threads:1"]) == 2
+    assert "no edge model at no-such-model" in capsys.readouterr().err
+    assert not (out / "seg_fragments").exists()  # refused before the fragments step
+
+
 def test_train_agglomeration_command(trained, tmp_path, capsys):
     d, _, _, _, _ = trained
     args = [
