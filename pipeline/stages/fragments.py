@@ -127,6 +127,40 @@ def id_scheme(fragments: Volume) -> dict[str, Any] | None:
     return (fragments.attrs.get("petaseg_fragments") or None) if fragments else None
 
 
+def create_fragments(
+    fragments_url: str,
+    source: Volume,
+    block: Sequence[int],
+    scheme: dict[str, Any],
+    record: dict[str, Any],
+) -> Volume:
+    """The uint64 fragments volume of ``source`` (created, or reopened to resume when it holds
+    the same id ``scheme``), chunked for the graph stage and sharded by block at scale; never
+    over the source. ``record``: the parameters kept in its provenance."""
+    refuse_overwriting([fragments_url], [source.url], "petaseg fragments")
+    if exists(fragments_url):
+        have = id_scheme(open_volume(fragments_url))
+        if have != scheme:
+            raise InputError(
+                f"{fragments_url} already holds fragments of another block grid, method or tool "
+                f"(id scheme {have}, this run: {scheme}); remove it or write to another URL"
+            )
+    chunks = fragment_chunks(block)
+    return create_volume(
+        fragments_url,
+        source.shape,
+        np.uint64,
+        source.voxel_size,
+        source.offset,
+        chunks=chunks,
+        shards=output_shards(source.shape, block, chunks),
+        labels=True,
+        attrs={"petaseg": provenance("fragments", record), "petaseg_fragments": scheme},
+        exist_ok=True,
+        sources=[source.url],
+    )
+
+
 def run_fragments(
     boundaries_url: str,
     fragments_url: str,
@@ -159,34 +193,8 @@ def run_fragments(
         "grid_shape": grid_shape,
         "context": list(ctx),
     }
-    refuse_overwriting([fragments_url], [boundaries_url], "petaseg fragments")
-    if exists(fragments_url):
-        have = id_scheme(open_volume(fragments_url))
-        if have != scheme:
-            raise InputError(
-                f"{fragments_url} already holds fragments of another block grid or tool "
-                f"(id scheme {have}, this run: {scheme}); remove it or write to another URL"
-            )
-    chunks = fragment_chunks(block)
-    fvol = create_volume(
-        fragments_url,
-        bvol.shape,
-        np.uint64,
-        bvol.voxel_size,
-        bvol.offset,
-        chunks=chunks,
-        shards=output_shards(bvol.shape, block, chunks),
-        labels=True,
-        attrs={
-            "petaseg": provenance(
-                "fragments",
-                {"boundaries": boundaries_url, **params.as_dict(), "context": list(ctx)},
-            ),
-            "petaseg_fragments": scheme,
-        },
-        exist_ok=True,
-        sources=[boundaries_url],
-    )
+    record = {"boundaries": boundaries_url, **params.as_dict(), "context": list(ctx)}
+    fvol = create_fragments(fragments_url, bvol, block, scheme, record)
     task = volume_task(
         "fragments",
         bvol,

@@ -22,22 +22,13 @@ from distributed import Client
 
 from pipeline.errors import InputError
 from pipeline.geometry import Roi
-from pipeline.io.urls import refuse_overwriting
-from pipeline.io.volume import (
-    Volume,
-    create_volume,
-    exists,
-    open_input,
-    open_volume,
-    output_shards,
-)
-from pipeline.provenance import provenance
+from pipeline.io.volume import Volume, open_input, open_volume
 from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
 from pipeline.runner.tasks import volume_task
 from pipeline.seg.ids import ids_from_local
 from pipeline.seg.mutex import MutexParams, mutex_segments
-from pipeline.stages.fragments import DEFAULT_BLOCK, blocks_per_task, fragment_chunks, id_scheme
+from pipeline.stages.fragments import DEFAULT_BLOCK, blocks_per_task, create_fragments
 
 
 def affinity_offsets(vol: Volume) -> list[list[int]]:
@@ -127,30 +118,8 @@ def run_mutex_fragments(
     if min(ctx) < reach:
         raise InputError(f"context {list(ctx)} must be at least the longest offset ({reach})")
     scheme = mutex_scheme(avol, block, ctx)
-    refuse_overwriting([fragments_url], [affinities_url], "petaseg fragments")
-    if exists(fragments_url) and id_scheme(open_volume(fragments_url)) != scheme:
-        raise InputError(
-            f"{fragments_url} already holds fragments of another block grid or method; "
-            "remove it or write to another URL"
-        )
-    fvol = create_volume(
-        fragments_url,
-        avol.shape,
-        np.uint64,
-        avol.voxel_size,
-        avol.offset,
-        chunks=fragment_chunks(block),
-        shards=output_shards(avol.shape, block, fragment_chunks(block)),
-        labels=True,
-        attrs={
-            "petaseg": provenance(
-                "fragments", {"affinities": affinities_url, "method": "mutex", **params.as_dict()}
-            ),
-            "petaseg_fragments": scheme,
-        },
-        exist_ok=True,
-        sources=[affinities_url],
-    )
+    record = {"affinities": affinities_url, "method": "mutex", **params.as_dict()}
+    fvol = create_fragments(fragments_url, avol, block, scheme, record)
     task = volume_task(
         "fragments",
         avol,

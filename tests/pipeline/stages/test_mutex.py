@@ -128,3 +128,13 @@ def test_watershed_runs_hash_as_before_the_mutex_options():
     assert list(FragmentsStage().hashed()) == [*old, "block", "context"]  # earlier runs resume
     mutex = FragmentsStage(method="mutex", bias_long=0.7).hashed()
     assert mutex["bias_long"] == 0.7 and "sigma_seeds" not in mutex
+
+
+def test_fragments_of_another_method_are_not_resumed(cells, client):
+    from pipeline.stages.fragments import run_fragments
+
+    d, _, _, url = cells
+    frag = str(d / "out.zarr/block_fragments")  # mutex fragments written by the test above
+    run_mutex_fragments(url, frag, block_shape=BLOCK, client=client, progress=False)
+    with pytest.raises(InputError, match="another block grid, method or tool"):
+        run_fragments(url, frag, block_shape=BLOCK, client=client, progress=False)
