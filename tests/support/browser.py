@@ -124,3 +124,29 @@ def _page_target(port: int, timeout: float) -> dict:
             return pages[0]
         time.sleep(0.1)
     raise RuntimeError("chromium shows no page")
+
+
+def screenshot_reply(viewer, size: tuple[int, int], timeout_s: float = 180):
+    """``viewer.screenshot`` (neuroglancer answers once every visible chunk and mesh is drawn)
+    with a timeout: it waits in a daemon thread, so a browser that never renders fails the test
+    instead of hanging it."""
+    import threading
+
+    import pytest
+
+    box: dict = {}
+
+    def take() -> None:
+        try:
+            box["reply"] = viewer.screenshot(size=list(size))
+        except Exception as e:  # noqa: BLE001 - reported below
+            box["error"] = e
+
+    t = threading.Thread(target=take, daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if "error" in box:
+        raise box["error"]
+    if "reply" not in box:
+        pytest.fail(f"headless chromium rendered nothing within {timeout_s} s (WebGL missing?)")
+    return box["reply"]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import urllib.error
 import urllib.request
@@ -18,10 +16,10 @@ import pytest
 from pipeline.export.objects import ObjectParams
 from pipeline.export.precomputed import export
 from pipeline.export.view import open_viewer
+from tests.support.browser import CHROMIUM, Browser, screenshot_reply
 from tests.support.export_data import image_for, voronoi_labels, write_zarr
 from workflows.cli.app import main
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # in CI (PETASEG_CI=1) a missing browser fails the test instead of skipping it
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None and os.environ.get("PETASEG_CI") != "1",
@@ -49,64 +47,6 @@ def out(tmp_path_factory, request):
     return tmp / "ng"
 
 
-def _browser(url: str, profile, size=(800, 600)) -> subprocess.Popen:
-    if CHROMIUM is None:
-        pytest.fail("PETASEG_CI=1 but chromium is not installed (apt-get install -y chromium)")
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        f"--window-size={size[0]},{size[1]}",
-        # WebGL on the CPU (SwiftShader): --disable-gpu alone would leave no WebGL at all
-        "--use-angle=swiftshader",
-        "--enable-unsafe-swiftshader",
-    ]
-    return subprocess.Popen(
-        [CHROMIUM, *flags, url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-
-def _screenshot(viewer, timeout_s: float):
-    """``viewer.screenshot`` has no timeout: wait in a daemon thread so a browser that never
-    renders fails the test instead of hanging it."""
-    import threading
-
-    box: dict = {}
-
-    def take() -> None:
-        try:
-            box["reply"] = viewer.screenshot(size=[800, 600])
-        except Exception as e:  # noqa: BLE001 - reported below
-            box["error"] = e
-
-    t = threading.Thread(target=take, daemon=True)
-    t.start()
-    t.join(timeout_s)
-    if "error" in box:
-        raise box["error"]
-    if "reply" not in box:
-        pytest.fail(f"headless chromium rendered nothing within {timeout_s} s (WebGL missing?)")
-    return box["reply"]
-
-
 def _colours(pixels: np.ndarray) -> tuple[int, float]:
     """Distinct RGB colours, and the fraction of pixels that differ from the most common one."""
     rgb = pixels[..., :3].reshape(-1, 3).astype(np.int64)
@@ -130,12 +70,13 @@ def test_headless_chromium_renders_the_served_segmentation(out, tmp_path, layout
             seg = s.layers["segmentation"]
             seg.segments = list(range(1, 21))
             seg.selected_alpha = 0.9  # strong label colours over the image
-        browser = _browser(session.url, tmp_path / "profile")
+        if CHROMIUM is None:
+            pytest.fail("PETASEG_CI=1 but chromium is not installed (apt-get install -y chromium)")
+        browser = Browser(session.url, tmp_path / "profile")
         try:
-            # neuroglancer answers once every visible chunk (and mesh) has been drawn
-            reply = _screenshot(session.viewer, timeout_s=180)
+            reply = screenshot_reply(session.viewer, (800, 600), timeout_s=180)
         finally:
-            _stop(browser)
+            browser.close()
     png = tmp_path / f"viewer_{layout}.png"
     png.write_bytes(reply.screenshot.image)
     pixels = np.asarray(Image.open(png).convert("RGB"))
@@ -253,7 +194,6 @@ def test_view_command_prints_local_urls(out, capsys):
 
 def test_view_on_a_port_in_use_names_the_option(out, capsys):
     import socket
-    import subprocess
     import sys
 
     with socket.socket() as busy:

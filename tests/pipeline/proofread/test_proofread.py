@@ -18,7 +18,8 @@ from pipeline.proofread.editlog import EditLog
 from pipeline.proofread.store import EditConflict, EditLogError
 from pipeline.proofread.versions import VersionFileError
 from tests.conftest import REPO as REPO_ROOT
-from tests.support.export_data import neurons_and_fragments, write_zarr
+from tests.support.export_data import write_zarr
+from tests.support.proofread_world import proofread_world
 
 REPO = str(REPO_ROOT)
 
@@ -27,35 +28,7 @@ REPO = str(REPO_ROOT)
 def world(tmp_path_factory, request):
     """Fragments + region graph of 6 neurons; the starting table merges neurons 1 and 2 into one
     segment (a merge error) and cuts neuron 3 into two segments (a split error)."""
-    from pipeline.stages.graph import run_graph
-
-    client = request.getfixturevalue("client")
-    tmp = tmp_path_factory.mktemp("proofread")
-    neurons, fragments, boundary = neurons_and_fragments()
-    frag_url = write_zarr(tmp / "in.zarr" / "fragments", fragments, chunks=(16, 24, 24))
-    bnd_url = write_zarr(tmp / "in.zarr" / "boundary", boundary, chunks=(16, 24, 24))
-    root = str(tmp / "tables")
-    run_graph(frag_url, bnd_url, root, block_shape=(16, 24, 24), client=client, progress=False)
-    ids = np.unique(fragments)
-    neuron_of = {int(f): int(neurons[fragments == f][0]) for f in ids}
-    group = {f: (1 if n == 2 else n) for f, n in neuron_of.items()}  # 1 + 2 merged
-    n3 = sorted(f for f, n in neuron_of.items() if n == 3)
-    for f in n3[: len(n3) // 2]:
-        group[f] = 30  # neuron 3 in two pieces
-    seg_of_group = {}
-    for f in sorted(group):
-        seg_of_group.setdefault(group[f], f)  # segment id = smallest fragment id, as `segment`
-    lut = Lut.from_arrays(ids, np.array([seg_of_group[group[int(f)]] for f in ids], np.uint64))
-    return {
-        "tmp": tmp,
-        "neurons": neurons,
-        "fragments": fragments,
-        "frag_url": frag_url,
-        "root": root,
-        "lut": lut,
-        "neuron_of": neuron_of,
-        "seg_of_group": seg_of_group,
-    }
+    return proofread_world(tmp_path_factory.mktemp("proofread"), request.getfixturevalue("client"))
 
 
 @pytest.fixture

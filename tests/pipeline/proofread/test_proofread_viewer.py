@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import urllib.parse
 from types import SimpleNamespace
@@ -19,8 +18,8 @@ import pytest
 from pipeline.lut import Lut
 from pipeline.proofread.editlog import EditLog
 from pipeline.proofread.session import CANDIDATE, IMAGE, SEG, SINKS, SOURCES, ProofreadSession
-from tests.support.browser import CHROMIUM, Browser
-from tests.support.export_data import neurons_and_fragments, write_zarr
+from tests.support.browser import CHROMIUM, Browser, screenshot_reply
+from tests.support.proofread_world import proofread_world
 
 SIZE = (640, 480)
 
@@ -29,34 +28,7 @@ SIZE = (640, 480)
 def world(tmp_path_factory, request):
     """Fragments + region graph of 6 neurons; the table merges neurons 1 and 2 into one segment
     and cuts neuron 3 into two."""
-    from pipeline.stages.graph import run_graph
-
-    client = request.getfixturevalue("client")
-    tmp = tmp_path_factory.mktemp("proofview")
-    neurons, fragments, boundary = neurons_and_fragments()
-    frag_url = write_zarr(tmp / "in.zarr" / "fragments", fragments, chunks=(16, 24, 24))
-    bnd_url = write_zarr(tmp / "in.zarr" / "boundary", boundary, chunks=(16, 24, 24))
-    root = str(tmp / "tables")
-    run_graph(frag_url, bnd_url, root, block_shape=(16, 24, 24), client=client, progress=False)
-    ids = np.unique(fragments)
-    neuron_of = {int(f): int(neurons[fragments == f][0]) for f in ids}
-    group = {f: (1 if n == 2 else n) for f, n in neuron_of.items()}
-    n3 = sorted(f for f, n in neuron_of.items() if n == 3)
-    for f in n3[: len(n3) // 2]:
-        group[f] = 30
-    seg_of = {}
-    for f in sorted(group):
-        seg_of.setdefault(group[f], f)
-    lut = Lut.from_arrays(ids, np.array([seg_of[group[int(f)]] for f in ids], np.uint64))
-    pieces = lut.lookup(fragments.ravel()).reshape(fragments.shape)
-    return {
-        "neurons": neurons,
-        "pieces": pieces,
-        "frag_url": frag_url,
-        "root": root,
-        "lut": lut,
-        "seg_of": seg_of,
-    }
+    return proofread_world(tmp_path_factory.mktemp("proofview"), request.getfixturevalue("client"))
 
 
 def needs_browser() -> None:
@@ -90,22 +62,8 @@ def screenshot(viewer, timeout_s: float = 180):
 
     from PIL import Image
 
-    box: dict = {}
-
-    def take() -> None:
-        try:
-            box["reply"] = viewer.screenshot(size=list(SIZE))
-        except Exception as e:  # noqa: BLE001 - reported below
-            box["error"] = e
-
-    t = threading.Thread(target=take, daemon=True)
-    t.start()
-    t.join(timeout_s)
-    if "error" in box:
-        raise box["error"]
-    if "reply" not in box:
-        pytest.fail(f"headless chromium rendered nothing within {timeout_s} s")
-    image = Image.open(io.BytesIO(box["reply"].screenshot.image)).convert("RGB")
+    reply = screenshot_reply(viewer, SIZE, timeout_s)
+    image = Image.open(io.BytesIO(reply.screenshot.image)).convert("RGB")
     if os.environ.get("PETASEG_SCREENSHOTS"):  # keep them to look at
         image.save(f"{os.environ['PETASEG_SCREENSHOTS']}/{time.monotonic():.0f}.png")
     return np.asarray(image)
