@@ -9,20 +9,16 @@ those examples (deterministic, a second or two), so no pickled code is ever load
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from threadpoolctl import ThreadpoolController
 
 from pipeline.correct.merge_errors import SPLIT_FEATURES
 from pipeline.correct.split_errors import PAIR_FEATURES
 from pipeline.errors import InputError
-from pipeline.io.fs import filesystem
+from pipeline.io.tables import read_model_table, write_model_table
 
 MODEL_FORMAT = "petaseg-correct-model/1"
 KINDS = {"pair": PAIR_FEATURES, "split": SPLIT_FEATURES}
@@ -104,26 +100,13 @@ class ErrorModel:
             "thresholds": self.thresholds,
             "info": self.info,
         }
-        table = pa.table(cols).replace_schema_metadata({"petaseg": json.dumps(meta)})
-        buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd")
-        fs, p = filesystem(path)
-        with fs.open(p, "wb") as f:
-            f.write(buf.getvalue())
+        write_model_table(path, cols, meta)
 
     @classmethod
     def load(cls, path: str) -> ErrorModel:
-        fs, p = filesystem(path)
-        try:
-            with fs.open(p, "rb") as f:
-                table = pq.read_table(io.BytesIO(f.read()))
-            meta = json.loads(table.schema.metadata[b"petaseg"])
-        except FileNotFoundError:
-            raise InputError(
-                f"no correction model at {path}; train one with `petaseg correct-train`"
-            ) from None
-        except Exception as e:  # noqa: BLE001 - any unreadable file
-            raise InputError(f"{path} is not a petaseg correction model ({e})") from None
+        table, meta = read_model_table(
+            path, "correction model", "train one with `petaseg correct-train`"
+        )
         if meta.get("format") != MODEL_FORMAT or meta.get("features") != KINDS:
             raise InputError(
                 f"{path} was trained with other features ({meta.get('format')}); retrain it "

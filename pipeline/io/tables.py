@@ -121,3 +121,27 @@ def read_graph_meta(root: str) -> dict[str, Any]:
         raise InputError(
             f"no region graph under {root}: run `petaseg graph` (or `petaseg segment`) first"
         ) from None
+
+
+def write_model_table(url: str, columns: dict[str, Any], meta: dict[str, Any]) -> None:
+    """A trained model's examples as one Parquet file with ``meta`` (format, features, settings)
+    in its schema metadata: models are refitted from these on load, never unpickled."""
+    table = pa.table(columns).replace_schema_metadata({"petaseg": json.dumps(meta)})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    write_whole(url, buf.getvalue())
+
+
+def read_model_table(url: str, what: str, fix: str) -> tuple[pa.Table, dict[str, Any]]:
+    """The table and metadata ``write_model_table`` wrote; a missing or unreadable file is an
+    ``InputError`` naming ``what`` it should be (e.g. "correction model") and the ``fix``."""
+    fs, path = filesystem(url)
+    try:
+        with fs.open(path, "rb") as f:
+            table = pq.read_table(io.BytesIO(f.read()))
+        meta = json.loads(table.schema.metadata[b"petaseg"])
+    except FileNotFoundError:
+        raise InputError(f"no {what} at {url}; {fix}") from None
+    except Exception as e:  # noqa: BLE001 - any unreadable file
+        raise InputError(f"{url} is not a petaseg {what} ({e})") from None
+    return table, meta

@@ -12,19 +12,21 @@ meets after merges), each labelled by whether its regions' majority ground-truth
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.correct.truth import FragmentTruth
 from pipeline.errors import InputError
-from pipeline.io.fs import filesystem
-from pipeline.io.tables import block_table, iter_block_tables, read_graph_meta, read_table
+from pipeline.io.tables import (
+    block_table,
+    iter_block_tables,
+    read_graph_meta,
+    read_model_table,
+    read_table,
+    write_model_table,
+)
 from pipeline.lut import Lut
 from pipeline.runner.cache import cached
 from pipeline.seg.agglomeration import Scoring, agglomerate
@@ -48,29 +50,17 @@ ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 def save_edge_model(model: EdgeClassifier, path: str) -> None:
     cols: dict[str, Any] = {f: model.x[:, i] for i, f in enumerate(FEATURES)}
     cols["label"] = model.y.astype(np.int8)
-    table = pa.table(cols).replace_schema_metadata({"petaseg": json.dumps(model.meta())})
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    fs, p = filesystem(path)
-    with fs.open(p, "wb") as f:
-        f.write(buf.getvalue())
+    write_model_table(path, cols, model.meta())
 
 
 def load_edge_model(path: str) -> EdgeClassifier:
     """Read and fit an edge model file (``petaseg train agglomeration`` writes them)."""
-    fs, p = filesystem(path)
-    try:
-        with fs.open(p, "rb") as f:
-            table = pq.read_table(io.BytesIO(f.read()))
-        meta = json.loads(table.schema.metadata[b"petaseg"])
-    except FileNotFoundError:
-        shipped = ", ".join(sorted(p.stem for p in ZOO.glob("*edge*.parquet"))) or "none"
-        raise InputError(
-            f"no edge model at {path} (shipped: {shipped}); name a shipped one or train one "
-            "with `petaseg train agglomeration`"
-        ) from None
-    except Exception as e:  # noqa: BLE001 - any unreadable file
-        raise InputError(f"{path} is not a petaseg edge model ({e})") from None
+    shipped = ", ".join(sorted(p.stem for p in ZOO.glob("*edge*.parquet"))) or "none"
+    table, meta = read_model_table(
+        path,
+        "edge model",
+        f"shipped: {shipped}; name a shipped one or train one with `petaseg train agglomeration`",
+    )
     if meta.get("format") != MODEL_FORMAT or meta.get("features") != list(FEATURES):
         raise InputError(
             f"{path} was trained with other features ({meta.get('format')}); retrain it with "
