@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_export import FIB, count_files, igneous_tasks, igneous_volume
+from benchmarks.correct_experiment import boundary_from_raw
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path.home() / ".cache" / "petaseg" / "bench_scale"
@@ -61,26 +62,32 @@ def shape_for(voxels: int, base: tuple[int, ...]) -> tuple[int, int, int]:
 
 def cached_inputs() -> tuple[np.ndarray, np.ndarray, str]:
     """The FIB boundary map (uint8, 0-255) and neuron ids, and where the boundary map came from;
-    the prediction is computed once and cached."""
+    the model's prediction is computed once and cached. ``PETASEG_BENCH_SCALE_MODEL=0``: the
+    stand-in boundary map of ``benchmarks.inputs`` instead (no model, for quick checks)."""
     import h5py
 
-    from benchmarks.inputs import fib_boundary
+    from benchmarks.inputs import STANDIN, fib_boundary
     from pipeline.errors import InputError
 
     if not FIB.exists():
         raise InputError(f"{FIB} is missing: bench scale needs ../shared/data beside the checkout")
+    cache = CACHE / "fib_boundary_uint8.npy"
     with h5py.File(FIB, "r") as f:
         labels = f["volumes/labels/neuron_ids"][:].astype(np.uint64)
-        cache = CACHE / "fib_boundary_uint8.npy"
+        if os.environ.get("PETASEG_BENCH_SCALE_MODEL", "1") == "0":
+            return as_uint8(boundary_from_raw(f["volumes/raw"][:])), labels, STANDIN
         if cache.exists():
-            return np.load(cache), labels, (cache.with_suffix(".source").read_text())
+            return np.load(cache), labels, cache.with_suffix(".source").read_text()
         log(f"predicting the FIB boundary map once (cached in {CACHE})")
         boundary, source = fib_boundary(f["volumes/raw"][:])
     CACHE.mkdir(parents=True, exist_ok=True)
-    out = np.round(np.clip(boundary, 0, 1) * 255).astype(np.uint8)
-    np.save(cache, out)
+    np.save(cache, as_uint8(boundary))
     cache.with_suffix(".source").write_text(source)
-    return out, labels, source
+    return as_uint8(boundary), labels, source
+
+
+def as_uint8(boundary: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(boundary, 0, 1) * 255).astype(np.uint8)
 
 
 def mirror_index(start: int, stop: int, n: int) -> tuple[np.ndarray, np.ndarray]:
