@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,19 +107,28 @@ def petaseg_export(url: str, out: Path) -> dict:
     return {"seconds": wall, "cpu": cpu, "parts": secs, "files": count_files(out)}
 
 
-def igneous_export(labels: np.ndarray, tmp: Path) -> dict:
-    import igneous.task_creation as tc
+def igneous_volume(tmp: Path, shape: tuple[int, ...]) -> Any:
+    """An empty uint64 precomputed segmentation of ``shape`` (z, y, x) at ``tmp/ig`` (10 nm,
+    64^3 chunks): igneous' input, to be filled in x, y, z order."""
     from cloudvolume import CloudVolume
+
+    info = CloudVolume.create_new_info(
+        1, "segmentation", "uint64", "compressed_segmentation", [10, 10, 10], [0, 0, 0],
+        list(shape[::-1]), chunk_size=[64, 64, 64],
+    )  # fmt: skip
+    cv = CloudVolume(f"file://{tmp}/ig", info=info, progress=False)
+    cv.commit_info()
+    return cv
+
+
+def igneous_tasks(tmp: Path) -> dict:
+    """igneous on the segmentation at ``tmp/ig``: downsampling to mip 1, sharded meshing at mip 1
+    + sharded multi-resolution merge, sharded skeletonizing at mip 1 + sharded merge, on a
+    LocalTaskQueue(parallel=2). Seconds, CPU seconds and the files it wrote."""
+    import igneous.task_creation as tc
     from taskqueue import LocalTaskQueue
 
     path = f"file://{tmp}/ig"
-    info = CloudVolume.create_new_info(
-        1, "segmentation", "uint64", "compressed_segmentation", [10, 10, 10], [0, 0, 0],
-        list(labels.shape[::-1]), chunk_size=[64, 64, 64],
-    )  # fmt: skip
-    cv = CloudVolume(path, info=info, progress=False)
-    cv.commit_info()
-    cv[:, :, :] = labels.T[..., None]
     written = count_files(tmp / "ig")
     tq = LocalTaskQueue(parallel=2, progress=False)
     steps = [
@@ -139,6 +149,12 @@ def igneous_export(labels: np.ndarray, tmp: Path) -> dict:
     wall = time.perf_counter() - t0
     cpu = cpu_seconds() - c0
     return {"seconds": wall, "cpu": cpu, "files": count_files(tmp / "ig") - written}
+
+
+def igneous_export(labels: np.ndarray, tmp: Path) -> dict:
+    cv = igneous_volume(tmp, labels.shape)
+    cv[:, :, :] = labels.T[..., None]
+    return igneous_tasks(tmp)
 
 
 def main(json_out: bool = False) -> dict:

@@ -16,7 +16,7 @@ def bench(
         str,
         typer.Argument(
             help="scheduler, model, inference, segmentation, agglomeration, export, zarr, "
-            "proofread, learned, ..."
+            "proofread, learned, scale, ..."
         ),
     ],
     as_json: Annotated[
