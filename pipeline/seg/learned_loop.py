@@ -17,37 +17,9 @@ import numpy as np
 
 from pipeline.seg.edge_features import N_FEATURES, SIZE_CAP, fill_features
 from pipeline.seg.edgeheap import new_heap, pop, remove, rescore
-from pipeline.seg.pairtable import grown, new_pairs, pair_key, pair_slot
+from pipeline.seg.mergeloop import incidence_lists, pair_table
+from pipeline.seg.pairtable import grown, pair_key, pair_slot
 from pipeline.seg.tree_ensemble import ensemble_proba
-
-
-@numba.njit(cache=True, nogil=True)
-def _lists(n_nodes, end0, end1):
-    """Each node's linked list of incidence records (record ``2e``/``2e + 1``: edge ``e`` from
-    its first/second end): head, last, next, and each node's degree."""
-    head = np.full(n_nodes, -1, np.int64)
-    last = np.full(n_nodes, -1, np.int64)
-    nxt = np.full(2 * end0.size, -1, np.int64)
-    deg = np.zeros(n_nodes, np.int64)
-    for r in range(2 * end0.size):
-        node = end0[r >> 1] if r & 1 == 0 else end1[r >> 1]
-        if head[node] == -1:
-            head[node] = r
-        else:
-            nxt[last[node]] = r
-        last[node] = r
-        deg[node] += 1
-    return head, last, nxt, deg
-
-
-@numba.njit(cache=True, nogil=True)
-def _pairs(n_nodes, end0, end1):
-    table = new_pairs(max(16, 1 << int(np.ceil(np.log2(2 * end0.size + 1)))))
-    for e in range(end0.size):
-        key = pair_key(end0[e], end1[e], n_nodes)
-        s = pair_slot(table, key)
-        table[s, 0], table[s, 1] = key, e
-    return table
 
 
 @numba.njit(cache=True, nogil=True)
@@ -145,9 +117,9 @@ def learned_merge_loop(n_nodes, u, v, cnt, tot, hist, size, ens, threshold, resc
     alive = np.ones(n_edges, np.uint8)
     member_next = np.full(n_edges, -1, np.int64)
     member_tail = np.arange(n_edges)
-    lists = _lists(n_nodes, end0, end1)
+    lists = incidence_lists(n_nodes, end0, end1)
     deg = lists[3]
-    table = _pairs(n_nodes, end0, end1)
+    table = pair_table(n_nodes, end0, end1)
     n_pairs = n_edges
     buf = np.empty(N_FEATURES)
     score = np.empty(n_edges)

@@ -55,7 +55,7 @@ def _row_quantile(row, q):
 
 
 @numba.njit(cache=True, nogil=True)
-def _incidence(n_nodes, end0, end1):
+def incidence_lists(n_nodes, end0, end1):
     """Each node's list of incidence records (head, last, next) and its degree."""
     n_rec = 2 * end0.size
     head = np.full(n_nodes, -1, np.int64)
@@ -74,7 +74,8 @@ def _incidence(n_nodes, end0, end1):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pair_table(n_nodes, end0, end1):
+def pair_table(n_nodes, end0, end1):
+    """The pair hash table (a node pair -> its edge) of the initial edges."""
     table = new_pairs(max(16, 1 << int(np.ceil(np.log2(2 * end0.size + 1)))))
     for e in range(end0.size):
         key = pair_key(end0[e], end1[e], n_nodes)
@@ -157,8 +158,8 @@ def merge_loop(n_nodes, u, v, cnt, tot, hist, use_hist, q, score, threshold):
     alive = np.ones(n_edges, np.uint8)
     member_next = np.full(n_edges, -1, np.int64)
     member_tail = np.arange(n_edges)
-    head, last, rec_next, deg = _incidence(n_nodes, end0, end1)
-    table = _pair_table(n_nodes, end0, end1)
+    head, last, rec_next, deg = incidence_lists(n_nodes, end0, end1)
+    table = pair_table(n_nodes, end0, end1)
     n_pairs = n_edges
     heap, pos = new_heap(score)
     size = n_edges
