@@ -319,7 +319,7 @@ def run_all(base: np.ndarray, truth: np.ndarray, tmp: Path) -> list[dict[str, An
     from cluster import ClusterSpec, open_client
     from pipeline.stages.warm import warm
 
-    igneous = os.environ.get("PETASEG_BENCH_SCALE_IGNEOUS", "1") != "0"
+    igneous = os.environ.get("PETASEG_BENCH_SCALE_IGNEOUS", "1") != "0" and not peer_missing()
     rows = []
     with open_client(ClusterSpec(kind="local", workers=2)) as client:
         warm()
@@ -331,6 +331,15 @@ def run_all(base: np.ndarray, truth: np.ndarray, tmp: Path) -> list[dict[str, An
             rows.append(run_size(voxels, base, truth, tmp / f"{voxels:.0e}", client, igneous))
             shutil.rmtree(tmp / f"{voxels:.0e}")
     return rows
+
+
+def peer_missing() -> str | None:
+    """Why igneous cannot run beside petaseg here (it is in the ``bench`` extra), or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("igneous") is None:
+        return "igneous is not installed: pip install -e '.[bench]'"
+    return None
 
 
 def main(json_out: bool = False) -> dict[str, Any]:
@@ -366,6 +375,7 @@ def main(json_out: bool = False) -> dict[str, Any]:
         "client_rss_growth": round(large["client_peak_mb"] / max(small["client_peak_mb"], 1), 3),
         "worker_rss_growth": round(large["worker_peak_mb"] / max(small["worker_peak_mb"], 1), 3),
         "png": str(png),
+        "igneous_missing": peer_missing(),
     }
 
 

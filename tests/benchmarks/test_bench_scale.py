@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -84,6 +85,9 @@ def test_bench_scale_runs_end_to_end_and_prints_json_last(tmp_path):
         assert s["seconds"] > 0 and s["client_peak_mb"] > 0 and s["worker_peak_mb"] > 0
     assert row["stages"]["export"]["files_written"] > 0
     assert row["files_written"] >= sum(s["files_written"] for s in row["stages"].values())
-    assert row["igneous"]["files_written"] > 0 and row["export_vs_igneous"] > 0
+    if importlib.util.find_spec("igneous") is None:  # the peer is in the bench extra, not CI's
+        assert "igneous" not in row and "pip install" in result["igneous_missing"]
+    else:
+        assert row["igneous"]["files_written"] > 0 and row["export_vs_igneous"] > 0
     assert result["cost_growth"] == 1.0  # one size: its own ratio
     assert (tmp_path / "scale.png").stat().st_size > 0
