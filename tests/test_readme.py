@@ -115,7 +115,15 @@ def clone(tmp_path) -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the README's examples read ../shared/data, absent here ({SHARED_DATA})")
     ignore = shutil.ignore_patterns(
-        ".git", ".venv", "__pycache__", "*.egg-info", ".*cache", "petaseg-demo", "out", "out.zarr"
+        ".git",
+        ".venv",
+        "venv",
+        "__pycache__",
+        "*.egg-info",
+        ".*cache",
+        "petaseg-demo",
+        "out",
+        "out.zarr",  # and no virtualenv: .ci/run's .ci/venv is 7 GB
     )
     repo = Path(shutil.copytree(REPO, tmp_path / "petaseg", ignore=ignore))
     (tmp_path / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
