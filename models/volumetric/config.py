@@ -37,6 +37,9 @@ class TrainConfig:
     offsets: list | None = None  # affinity offsets; default nearest neighbours
     lsd_sigma: float | None = None  # local shape descriptors as an auxiliary target (MTLSD):
     # the Gaussian window's sigma in voxels of the training volume; affinity U-Nets only
+    lsd_downsample: int = 2  # LSD windows computed at this coarser factor (~8x faster at 2)
+    init_from: str | None = None  # warm start: a zoo model name or checkpoint whose weights of
+    # matching name and shape initialise the network (the output head is new when it differs)
     lsd_weight: float = 1.0  # weight of the LSD loss (masked MSE) beside the affinity loss
     crop_shape: list[int] = field(default_factory=lambda: [48, 48, 48])
     batch_size: int = 2
@@ -87,6 +90,8 @@ class TrainConfig:
 
 def check_lsd(c: TrainConfig) -> None:
     """Local shape descriptors are an auxiliary head of an affinity U-Net."""
+    if int(c.lsd_downsample) != c.lsd_downsample or c.lsd_downsample < 1:
+        raise ConfigError(f"lsd_downsample={c.lsd_downsample} must be a positive integer")
     if c.lsd_sigma is None:
         return
     if not c.lsd_sigma > 0 or not c.lsd_weight >= 0:

@@ -40,14 +40,22 @@ def local_shape_descriptors(
     sigma: float,
     voxel_size: Sequence[float] | None = None,
     ignore_label: int | None = 0,
+    downsample: int = 1,
 ) -> np.ndarray:
-    """LSDs of a label volume: float32 of shape (``lsd_channels(ndim)``, *labels.shape)."""
+    """LSDs of a label volume: float32 of shape (``lsd_channels(ndim)``, *labels.shape).
+
+    ``downsample`` > 1 computes each neuron's Gaussian windows on its mask block-averaged by that
+    factor per axis and upsamples them back (as the lsd package does for speed): about
+    ``downsample**ndim`` times cheaper; the mean absolute error per channel is about 0.03 at
+    ``sigma`` = 3 * ``downsample`` voxels and shrinks as ``sigma`` grows."""
     ndim = labels.ndim
     spacing = np.ones(ndim) if voxel_size is None else np.asarray(voxel_size, np.float64)
     if spacing.shape != (ndim,) or np.any(spacing <= 0):
         raise InputError(f"voxel_size {voxel_size} must be {ndim} positive numbers")
     if not sigma > 0:
         raise InputError(f"sigma {sigma} must be positive (world units, like voxel_size)")
+    if int(downsample) != downsample or downsample < 1:
+        raise InputError(f"downsample {downsample} must be a positive integer")
     sigma_vox = sigma / spacing
     reach = np.ceil(TRUNCATE * sigma_vox).astype(int)
     out = np.zeros((lsd_channels(ndim),) + labels.shape, np.float32)
@@ -60,7 +68,11 @@ def local_shape_descriptors(
             for s, r, n in zip(box, reach, labels.shape, strict=True)
         )
         mask = dense[grown] == index
-        descriptors = _descriptors(mask, sigma_vox, spacing, sigma)
+        descriptors = (
+            _descriptors(mask, sigma_vox, spacing, sigma)
+            if downsample == 1
+            else _descriptors_downsampled(mask, sigma_vox, spacing, sigma, int(downsample))
+        )
         out[(slice(None),) + grown][:, mask] = descriptors[:, mask]
     return out
 
@@ -78,11 +90,12 @@ def _dense_ids(labels: np.ndarray, ignore_label: int | None) -> np.ndarray:
 
 
 def _descriptors(
-    mask: np.ndarray, sigma_vox: np.ndarray, spacing: np.ndarray, sigma: float
+    mask: np.ndarray, sigma_vox: np.ndarray, spacing: np.ndarray, sigma: float, soft: bool = False
 ) -> np.ndarray:
-    """The LSD channels of one neuron (``mask``) inside its crop, in world units."""
+    """The LSD channels of one neuron (``mask``, or with ``soft`` a fraction per voxel) inside
+    its crop, in world units."""
     ndim = mask.ndim
-    m = mask.astype(np.float64)
+    m = mask.astype(np.float32 if soft else np.float64)
 
     def window(values: np.ndarray) -> np.ndarray:
         return ndimage.gaussian_filter(values, sigma_vox, mode="constant", truncate=TRUNCATE)
@@ -103,3 +116,29 @@ def _descriptors(
         channels.append(pearson * 0.5 + 0.5)
     channels.append(mass)
     return np.clip(np.stack(channels), 0.0, 1.0).astype(np.float32)
+
+
+def _descriptors_downsampled(
+    mask: np.ndarray, sigma_vox: np.ndarray, spacing: np.ndarray, sigma: float, factor: int
+) -> np.ndarray:
+    """``_descriptors`` computed on the mask block-averaged by ``factor`` (a coarse voxel holds
+    the fraction of it inside the neuron), taken back to ``mask``'s grid by nearest upsampling
+    with the mean offsets re-measured from each fine voxel."""
+    pad = [(0, (-n) % factor) for n in mask.shape]
+    m = np.pad(mask.astype(np.float32), pad)
+    coarse_shape = [n // factor for n in m.shape]
+    split = [v for n in coarse_shape for v in (n, factor)]
+    coarse = m.reshape(split).mean(axis=tuple(range(1, 2 * mask.ndim, 2)))
+    channels = _descriptors(coarse, sigma_vox / factor, spacing * factor, sigma, soft=True)
+    # nearest upsampling (fine voxel j takes coarse voxel j // factor), then the mean offsets
+    # re-measured from the fine voxel instead of the coarse voxel's centre
+    out = channels
+    for axis, n in enumerate(mask.shape):
+        out = np.repeat(out, factor, axis=axis + 1)[(slice(None),) * (axis + 1) + (slice(0, n),)]
+    for axis, n in enumerate(mask.shape):
+        j = np.arange(n)
+        shift = (j - (j // factor * factor + (factor - 1) / 2)) * spacing[axis] / sigma * 0.5
+        view = [1] * mask.ndim
+        view[axis] = n
+        out[axis] = np.clip(out[axis] - shift.reshape(view), 0.0, 1.0)
+    return out.astype(np.float32)

@@ -71,7 +71,9 @@ class Sampler:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Affinity target and mask with the local shape descriptors (and their mask: labeled
         voxels) appended as further channels. LSDs are computed on the crop with its margin."""
-        lsd = local_shape_descriptors(labels, float(self.config.lsd_sigma))[(slice(None),) + inner]
+        lsd = local_shape_descriptors(
+            labels, float(self.config.lsd_sigma), downsample=self.config.lsd_downsample
+        )[(slice(None),) + inner]
         labeled = (labels[inner] != 0).astype(np.float32)
         lsd_mask = np.broadcast_to(labeled, lsd.shape)
         return np.concatenate([target, lsd]), np.concatenate([mask, lsd_mask])

@@ -100,7 +100,10 @@ def start_run(
     if out.exists() and not resume:
         raise InputError(f"{out} exists; pass resume=True (--resume) to continue it, or remove it")
     if not (resume and out.exists()):
-        model = make_model(config, raw).to(resolve_device(config.device))
+        model = make_model(config, raw)
+        if config.init_from:
+            log(warm_start(model, config.init_from))
+        model.to(resolve_device(config.device))
         history = {"iteration": [], "loss": [], "val": [], "seconds": 0.0}
         return Run(config, model, _adam(model, config), history)
     state = read_checkpoint(out, family=VOLUMETRIC_MODELS)
@@ -118,6 +121,20 @@ def start_run(
     if start:
         optimizer.load_state_dict(ts["optimizer"])
     return Run(config, model, optimizer, ts["history"], start)
+
+
+def warm_start(model: Network, source: str) -> str:
+    """Copy into ``model`` every weight of ``source`` (a zoo name or checkpoint path) whose name
+    and shape match; returns a one-line account of what was copied."""
+    from models.zoo import model_path
+
+    state = read_checkpoint(model_path(source), family=VOLUMETRIC_MODELS)["state_dict"]
+    own = model.state_dict()
+    same = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not same:
+        raise InputError(f"init_from={source!r}: no weight matches this network's layers")
+    model.load_state_dict(same, strict=False)
+    return f"warm start from {source}: {len(same)} of {len(own)} tensors copied"
 
 
 def _adam(model: Network, config: TrainConfig) -> torch.optim.Optimizer:

@@ -165,8 +165,11 @@ def run_relabel(
         exist_ok=True,
         sources=[fragments_url, lut],
     )
+    threshold = meta.get("threshold")
+    # one progress line (and marker folder) per threshold: "relabel-t0.5", "relabel-t0.7"
+    name = "relabel" if threshold is None else f"relabel-{threshold_name(threshold)}"
     task = volume_task(
-        "relabel",
+        name,
         fvol,
         out,
         block,

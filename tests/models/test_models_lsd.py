@@ -89,3 +89,18 @@ def test_bad_parameters_are_refused():
         local_shape_descriptors(np.ones((4, 4, 4), np.uint32), 0.0)
     with pytest.raises(InputError, match="voxel_size"):
         local_shape_descriptors(np.ones((4, 4, 4), np.uint32), 1.0, voxel_size=(1, 1))
+
+
+def test_downsampled_descriptors_approach_the_exact_ones_as_sigma_grows():
+    zz, yy, xx = np.indices((48, 48, 48))
+    labels = (1 + (xx > 20 + zz // 4) + 2 * (yy > 25)).astype(np.uint32)  # four slanted cells
+    labels[(zz - 24) ** 2 + (yy - 24) ** 2 + (xx - 24) ** 2 <= 81] = 9  # and a ball
+    errors = []
+    for sigma in (4.0, 8.0):
+        exact = local_shape_descriptors(labels, sigma)
+        coarse = local_shape_descriptors(labels, sigma, downsample=2)
+        assert coarse.shape == exact.shape
+        errors.append(np.abs(coarse - exact).mean(axis=(1, 2, 3)).max())
+    assert errors[1] < 0.025 and errors[1] < 0.6 * errors[0], errors
+    with pytest.raises(InputError):
+        local_shape_descriptors(labels, 4.0, downsample=0)

@@ -48,7 +48,7 @@ def test_sampler_appends_lsd_targets_after_the_affinities():
     rng = np.random.default_rng(2)
     start = [int(rng.integers(0, 24 - 22 + 1)) for _ in range(3)]
     crop = labels[tuple(slice(s, s + 22) for s in start)]
-    expect = local_shape_descriptors(crop, 3.0)[:, 3:19, 3:19, 3:19]
+    expect = local_shape_descriptors(crop, 3.0, downsample=cfg.lsd_downsample)[:, 3:19, 3:19, 3:19]
     np.testing.assert_allclose(y[0, 6:].numpy(), expect, atol=1e-6)
 
 
@@ -86,3 +86,21 @@ def test_mtlsd_trains_resumes_and_exports_affinities_only(tmp_path):
 def test_lsd_misuse_is_refused(options):
     with pytest.raises(ConfigError, match="lsd"):
         TrainConfig.from_dict(options)
+
+
+def test_warm_start_copies_every_matching_layer_and_leaves_a_new_head(tmp_path):
+    raw, labels = synthetic_pair()
+    boundary = {k: v for k, v in MTLSD.items() if k not in ("target", "offsets", "lsd_sigma")}
+    source = train(raw, labels, tmp_path / "b.pt", dict(boundary, iterations=1), progress=False)
+    cfg = TrainConfig.from_dict({**MTLSD, "init_from": str(tmp_path / "b.pt")})
+    from models.volumetric.train import warm_start
+
+    model = make_model(cfg, raw)
+    message = warm_start(model, cfg.init_from)
+    own, theirs = model.state_dict(), source["model"].state_dict()
+    copied = [k for k in own if own[k].shape == theirs[k].shape]
+    assert f"{len(copied)} of {len(own)} tensors copied" in message
+    assert all(torch.equal(own[k], theirs[k]) for k in copied)
+    assert own["head.weight"].shape[0] == 16 and theirs["head.weight"].shape[0] == 1
+    with pytest.raises(ConfigError):
+        TrainConfig.from_dict({**MTLSD, "lsd_downsample": 0})
