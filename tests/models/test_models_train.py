@@ -49,7 +49,7 @@ def test_one_training_step_lowers_the_loss():
     assert after.item() < before.item()
 
 
-@pytest.mark.parametrize("loss", ["bce", "balanced_bce", "bce_dice"])
+@pytest.mark.parametrize("loss", ["bce", "balanced_bce", "bce_dice", "bce_dice_boundary"])
 def test_losses_reward_the_right_answer(loss):
     target = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
     mask = torch.ones_like(target)
@@ -59,7 +59,23 @@ def test_losses_reward_the_right_answer(loss):
         loss, torch.tensor([[4.0, -4.0, -4.0, 9.0]]), target, torch.tensor([[1.0, 1, 1, 0]])
     )
     assert float(good) < float(bad)
-    assert float(masked) == pytest.approx(float(good), rel=1e-4, abs=1e-4) or loss == "bce_dice"
+    assert float(masked) == pytest.approx(float(good), rel=1e-4, abs=1e-4) or "dice" in loss
+
+
+def test_boundary_dice_weighs_the_minority_class_of_affinities():
+    """Affinities are mostly 1: missing the one boundary face costs plain Dice almost nothing
+    but costs the boundary-class Dice nearly all of it."""
+    target = torch.tensor([[1.0] * 9 + [0.0]])
+    mask = torch.ones_like(target)
+    perfect = torch.tensor([[6.0] * 9 + [-6.0]])
+    all_same = torch.full_like(target, 6.0)  # the boundary face missed
+    for loss, least in (("bce_dice", 0.0), ("bce_dice_boundary", 0.9)):
+        gap = masked_loss(loss, all_same, target, mask) - masked_loss(loss, perfect, target, mask)
+        assert float(gap) > least, loss
+    gap = masked_loss("bce_dice", all_same, target, mask) - masked_loss(
+        "bce_dice", perfect, target, mask
+    )
+    assert float(gap) < 0.9
 
 
 def test_train_run_checkpoints_plots_and_resumes(tmp_path):
