@@ -27,7 +27,7 @@ Env: ``PETASEG_BENCH_ACCURACY_BOUNDARY`` / ``_AFFINITY`` (models, default fib-bo
 fib-affinity-v2), ``_EDGE``, ``_YX`` (crop y, x for tests), ``_THRESHOLDS``, ``_BIASES``,
 ``_BETAS`` (comma lists), ``_CACHE``, ``_PNG`` (VI sum against setting per config), and
 ``_WORKFLOW`` (a ``petaseg run`` summary JSON of fib_medulla.yaml: its segmentations scored on z
-130-159 and whole).
+130-159 and whole; with ``_ONLY=workflow`` nothing else).
 """
 
 from __future__ import annotations
@@ -123,6 +123,21 @@ def edge_model(affinity: str, fib: dict) -> tuple[str, dict | None, str]:
     return str(path), {float(t): c for t, c in curve.items()}, how
 
 
+def edge_recipe(affinity: str) -> str:
+    """The command that trains the learned config's edge model from this bench's cached
+    z 0-49 and z 50-99 graphs of ``affinity`` (what the bench trains; e.g. fib-edge-v2)."""
+    root = cache_root() / model_tag(affinity)
+    args = ["petaseg train agglomeration"]
+    for part in ("train_a", "train_b"):
+        seg = root / f"fib-{part}-seg"
+        args += [
+            f"--tables {seg / 'ws-tables'}",
+            f"--fragments {seg / 'ws.zarr' / 'fragments'}",
+            f"--labels {cache_root() / 'gt' / f'fib-{part}.zarr' / 'neuron_ids'}",
+        ]
+    return " ".join([*args, "--out models/zoo/fib-edge-v2.parquet"])
+
+
 def config_curves(m: dict[str, str], client) -> tuple[dict, str]:
     """curves[config][volume][part] for the four configs and the two peers."""
     curves: dict = {}
@@ -171,6 +186,9 @@ def main(json_out: bool = False) -> dict:
     for path in SOURCES.values():
         if not path.exists():
             return {"skipped": f"real data not available: {path}"}
+    summary = os.environ.get("PETASEG_BENCH_ACCURACY_WORKFLOW")
+    if summary and os.environ.get("PETASEG_BENCH_ACCURACY_ONLY") == "workflow":
+        return {"workflow": workflow_figures(summary)}
     m = models()
     with (
         LocalCluster(
@@ -184,6 +202,7 @@ def main(json_out: bool = False) -> dict:
             kind: model_figures(name, prediction(name, "fib")[1]) for kind, name in m.items()
         },
         "edge_model": edge,
+        "edge_model_recipe": edge_recipe(m["affinity"]),
         "setting_keys": {
             "threshold": "merge threshold (mean or learned agglomeration, waterz)",
             "[bias_long, threshold]": "mutex watershed (bias_short 0.5), then mean stitching",
@@ -200,7 +219,6 @@ def main(json_out: bool = False) -> dict:
         }
         for n, per in curves.items()
     }
-    summary = os.environ.get("PETASEG_BENCH_ACCURACY_WORKFLOW")
     if summary:
         result["workflow"] = workflow_figures(summary)
     return result
