@@ -16,6 +16,7 @@ from benchmarks.accuracy_data import REPO
 EXAMPLE = REPO / "workflows" / "examples" / "fib_medulla.yaml"
 GRID = tuple(round(0.05 * i, 2) for i in range(2, 20))  # 0.10 .. 0.95
 BIASES = (0.3, 0.5, 0.7)  # mutex bias_long (bias_short 0.5)
+FRAGMENT_THRESHOLDS = (0.2, 0.35, 0.5)  # watershed; 0.5 is the example workflow's
 BETAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # multicut boundary bias
 
 
@@ -37,26 +38,31 @@ def example_fragments():
     return FragmentsStage(**cfg["stages"]["fragments"])
 
 
-def segment_part(pred_url: str, root: Path, client, bias: float | None = None) -> tuple[str, str]:
-    """Fragments (watershed, or mutex with ``bias_long=bias``) and region graph of one part's
-    prediction under ``root``; resumes from done markers. Returns (fragments URL, tables)."""
+def fragment_thresholds() -> tuple[float, ...]:
+    return floats("PETASEG_BENCH_ACCURACY_FRAGMENT_THRESHOLDS", FRAGMENT_THRESHOLDS)
+
+
+def segment_part(
+    pred_url: str, root: Path, client, bias: float | None = None, threshold: float = 0.5
+) -> tuple[str, str]:
+    """Fragments (watershed at fragments ``threshold``, or mutex with ``bias_long=bias``) and
+    region graph of one part's prediction under ``root``; resumes from done markers. Returns
+    (fragments URL, tables)."""
     from pipeline.seg.mutex import MutexParams
     from pipeline.stages.fragments import run_fragments
     from pipeline.stages.graph import run_graph
     from pipeline.stages.mutex import run_mutex_fragments
     from workflows.steps.segmentation import fragment_params
 
-    section = example_fragments()
-    name = "ws" if bias is None else f"mutex-{bias}"
+    section = example_fragments().model_copy(update={"threshold": threshold})
+    name = f"ws-{threshold}" if bias is None else f"mutex-{bias}"
     frag, tables = str(root / f"{name}.zarr" / "fragments"), str(root / f"{name}-tables")
     if bias is None:
-        run_fragments(
-            pred_url, frag, fragment_params(section), section.block, section.context, client, False
-        )
+        params = fragment_params(section)
+        run_fragments(pred_url, frag, params, section.block, section.context, client, False)
     else:
-        run_mutex_fragments(
-            pred_url, frag, MutexParams(0.5, bias), section.block, None, client, False
-        )
+        params = MutexParams(0.5, bias)
+        run_mutex_fragments(pred_url, frag, params, section.block, None, client, False)
     run_graph(frag, pred_url, tables, 32, client=client, progress=False)
     return frag, tables
 

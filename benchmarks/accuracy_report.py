@@ -19,29 +19,31 @@ def _plain(setting: Any) -> Any:
     return list(setting) if isinstance(setting, tuple) else setting
 
 
-def _named(rec: dict) -> dict:
+def _named(rec: dict, first: str) -> dict:
     """``setting`` -> ``threshold`` (the last value of a (bias, threshold) pair; with
     ``bias_long``); a multicut's setting is its ``beta``."""
     out = dict(rec)
     for key, prefix in (("setting", ""), ("oracle_setting", "oracle_")):
         s = out.pop(key)
         if isinstance(s, tuple):
-            out[f"{prefix}bias_long"], out[f"{prefix}threshold"] = s
+            out[f"{prefix}{first}"], out[f"{prefix}threshold"] = s
         else:
             out[f"{prefix}threshold"] = s
     return out
 
 
-def score_volume(volume: str, per_part: dict[str, dict]) -> dict[str, Any]:
+def score_volume(volume: str, per_part: dict[str, dict], first: str) -> dict[str, Any]:
     """FIB: chosen on z 0-99 (the cross-validated ``train_cv`` curve when there is one, else
     train_a and train_b pooled), scored on ``test``. gala: two folds over the halves."""
     if volume == "fib":
         choose_on = per_part.get("train_cv") or [per_part["train_a"], per_part["train_b"]]
-        rec = _named(held_out(choose_on, per_part["test"]))
+        rec = _named(held_out(choose_on, per_part["test"]), first)
         rec["scored_on"] = "z 130-159"
         return rec
     cv = cross_validate({p: per_part[p] for p in ("half_a", "half_b")})
-    folds = {name: {**_named(f), "chosen_on": f["chosen_on"]} for name, f in cv["folds"].items()}
+    folds = {
+        name: {**_named(f, first), "chosen_on": f["chosen_on"]} for name, f in cv["folds"].items()
+    }
     return {**cv["mean"], "folds": folds, "scored_on": "each x-half, chosen on the other"}
 
 
@@ -69,7 +71,7 @@ def model_figures(model: str, predict_meta: dict) -> dict[str, Any]:
 def plot_curves(curves: dict, results: dict, png: Path) -> Path:
     """VI sum against setting per config: FIB z 0-49 and 50-99 (solid), z 130-159 (dashed),
     the learned model's cross-validated z 0-99 curve (dash-dot); gala halves (solid, dotted).
-    Mutex: one curve per bias. A dot marks the scored figure at the chosen setting (FIB)."""
+    Pairs (fragments threshold or mutex bias, threshold): one curve per first value. A dot marks the scored figure at the chosen setting (FIB)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,7 +115,7 @@ def _series(name: str, part: str, curve: dict):
     if keys and isinstance(keys[0], tuple):
         for bias in sorted({k[0] for k in keys}):
             ks = sorted(k for k in keys if k[0] == bias)
-            yield (f"{name} bias {bias}", [k[1] for k in ks], [curve[k]["vi_sum"] for k in ks])
+            yield (f"{name} @{bias}", [k[1] for k in ks], [curve[k]["vi_sum"] for k in ks])
     else:
         ks = sorted(keys)
         yield name, ks, [curve[k]["vi_sum"] for k in ks]

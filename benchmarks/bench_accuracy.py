@@ -10,11 +10,13 @@ affinity model's prediction: ``waterz`` (0.10.1, precompiled default scoring, it
 fragments, threshold swept) and ``elf_multicut`` (python-elf 0.9.2, bioimage-cpp GAEC on
 petaseg's affinity region graph, costs from the mean boundary, beta swept).
 
-Every setting (merge threshold; mutex bias and threshold; multicut beta) is chosen by
+Every setting (watershed fragments threshold in ``FRAGMENT_THRESHOLDS`` and merge threshold;
+mutex bias and threshold; multicut beta) is chosen by
 ``pipeline.evaluate.choice`` without the data it is scored on. FIB: chosen on z 0-99 (pooled
 voxel-weighted over z 0-49 and z 50-99, segmented separately), scored on z 130-159; both
 models were trained on z 0-129, so the choice set was seen by the networks, never the scored
-set. gala: chosen on one x-half, scored on the other, both folds and their mean. ``oracle_*``:
+set. The learned and multicut configs use the graphs of the fragments threshold chosen for
+``affinity-v2+mean`` on FIB z 0-99 (on gala too). gala: chosen on one x-half, scored on the other, both folds and their mean. ``oracle_*``:
 the best setting of the scored part itself, for reference only.
 
 Edge model of the learned config: ``PETASEG_BENCH_ACCURACY_EDGE`` (a zoo name or .parquet), or
@@ -24,7 +26,7 @@ prediction of the whole FIB volume (one thread, overlap 0, measured when first c
 ``flops_per_voxel``: ``torch.utils.flop_counter`` forward FLOPs per output voxel of a 64^3 patch.
 
 Env: ``PETASEG_BENCH_ACCURACY_BOUNDARY`` / ``_AFFINITY`` (models, default fib-boundary-v1 /
-fib-affinity-v2), ``_EDGE``, ``_YX`` (crop y, x for tests), ``_THRESHOLDS``, ``_BIASES``,
+fib-affinity-v2), ``_EDGE``, ``_FRAGMENT_THRESHOLDS``, ``_YX`` (crop y, x for tests), ``_THRESHOLDS``, ``_BIASES``,
 ``_BETAS`` (comma lists), ``_CACHE``, ``_PNG`` (VI sum against setting per config), and
 ``_WORKFLOW`` (a ``petaseg run`` summary JSON of fib_medulla.yaml: its segmentations scored on z
 130-159 and whole; with ``_ONLY=workflow`` nothing else).
@@ -41,6 +43,7 @@ from benchmarks.accuracy_curves import (
     BIASES,
     agglomeration_curve,
     floats,
+    fragment_thresholds,
     multicut_curve,
     segment_part,
     truth_of,
@@ -48,6 +51,7 @@ from benchmarks.accuracy_curves import (
 )
 from benchmarks.accuracy_data import SOURCES, cache_root, model_tag, note, part_urls, prediction
 from benchmarks.accuracy_report import model_figures, plot_curves, score_volume, workflow_figures
+from pipeline.evaluate.choice import choose
 
 FALLBACK_EDGE = "fib-edge-v1"
 PNG = Path(__file__).resolve().parent / "results" / "accuracy_curves.png"
@@ -78,16 +82,20 @@ def models() -> dict[str, str]:
 
 
 def volume_curves(model: str, volume: str, client, with_mutex: bool) -> dict:
-    """Per part: the watershed graph (tables, truth), the mean curve, and with ``with_mutex``
-    the mutex curves per bias (keys (bias, threshold))."""
+    """Per part: the watershed graphs (tables, truth) per fragments threshold, the mean curve
+    (keys (fragments threshold, threshold)) and with ``with_mutex`` the mutex curves (keys
+    (bias, threshold))."""
     out = {}
     for part, (pred, gt) in part_urls(model, volume).items():
         note(f"segmenting {volume} {part} with {model}")
         root = cache_root() / model_tag(model) / f"{volume}-{part}-seg"
-        frag, tables = segment_part(pred, root, client)
-        truth = truth_of(frag, gt)
-        rec = {"pred": pred, "gt": gt, "tables": tables, "truth": truth}
-        rec["mean"] = agglomeration_curve(tables, truth, "mean")
+        rec: dict = {"pred": pred, "gt": gt, "ws": {}, "mean": {}}
+        for ft in fragment_thresholds():
+            frag, tables = segment_part(pred, root, client, threshold=ft)
+            truth = truth_of(frag, gt)
+            rec["ws"][ft] = (tables, truth, frag)
+            curve = agglomeration_curve(tables, truth, "mean")
+            rec["mean"].update({(ft, t): s for t, s in curve.items()})
         if with_mutex:
             rec["mutex"] = {}
             for bias in floats("PETASEG_BENCH_ACCURACY_BIASES", BIASES):
@@ -96,6 +104,18 @@ def volume_curves(model: str, volume: str, client, with_mutex: bool) -> dict:
                 rec["mutex"].update({(bias, t): s for t, s in mcurve.items()})
         out[part] = rec
     return out
+
+
+def use_fragments(per_volume: dict) -> float:
+    """The fragments threshold of the learned and multicut configs: the one of the lowest
+    mean-agglomeration VI sum on FIB z 0-99 (never on a scored part); its graphs become each
+    part's ``tables``/``truth``."""
+    fib = per_volume["fib"]
+    ft = choose([fib["train_a"]["mean"], fib["train_b"]["mean"]])[0]
+    for parts in per_volume.values():
+        for rec in parts.values():
+            rec["tables"], rec["truth"], rec["fragments"] = rec["ws"][ft]
+    return ft
 
 
 def edge_model(affinity: str, fib: dict) -> tuple[str, dict | None, str]:
@@ -108,10 +128,12 @@ def edge_model(affinity: str, fib: dict) -> tuple[str, dict | None, str]:
     given = os.environ.get("PETASEG_BENCH_ACCURACY_EDGE")
     if given:
         return given, None, f"given: {given}"
-    path = cache_root() / model_tag(affinity) / "fib-edge-z0-99.parquet"
+    ft = fib["train_a"]["fragments_threshold"]
+    path = cache_root() / model_tag(affinity) / f"fib-edge-z0-99-ws{ft}.parquet"
     if not path.exists():
         note("training the edge classifier on the affinity graphs of FIB z 0-49 and 50-99")
         graphs = [(fib[p]["tables"], fib[p]["truth"]) for p in ("train_a", "train_b")]
+        path.parent.mkdir(parents=True, exist_ok=True)
         info = {"data": "fib_medulla_train z 0-49 and 50-99", "affinities": affinity}
         try:
             with threadpool_limits(1):
@@ -123,27 +145,29 @@ def edge_model(affinity: str, fib: dict) -> tuple[str, dict | None, str]:
     return str(path), {float(t): c for t, c in curve.items()}, how
 
 
-def edge_recipe(affinity: str) -> str:
+def edge_recipe(affinity: str, fib: dict) -> str:
     """The command that trains the learned config's edge model from this bench's cached
     z 0-49 and z 50-99 graphs of ``affinity`` (what the bench trains; e.g. fib-edge-v2)."""
-    root = cache_root() / model_tag(affinity)
     args = ["petaseg train agglomeration"]
     for part in ("train_a", "train_b"):
-        seg = root / f"fib-{part}-seg"
         args += [
-            f"--tables {seg / 'ws-tables'}",
-            f"--fragments {seg / 'ws.zarr' / 'fragments'}",
+            f"--tables {fib[part]['tables']}",
+            f"--fragments {fib[part]['fragments']}",
             f"--labels {cache_root() / 'gt' / f'fib-{part}.zarr' / 'neuron_ids'}",
         ]
     return " ".join([*args, "--out models/zoo/fib-edge-v2.parquet"])
 
 
-def config_curves(m: dict[str, str], client) -> tuple[dict, str]:
+def config_curves(m: dict[str, str], client) -> tuple[dict, dict]:
     """curves[config][volume][part] for the four configs and the two peers."""
     curves: dict = {}
     bnd = {v: volume_curves(m["boundary"], v, client, False) for v in SOURCES}
     aff = {v: volume_curves(m["affinity"], v, client, True) for v in SOURCES}
+    ft = use_fragments(aff)
+    for part in aff["fib"].values():
+        part["fragments_threshold"] = ft
     edge, cv_curve, how = edge_model(m["affinity"], aff["fib"])
+    recipe = edge_recipe(m["affinity"], aff["fib"])
     curves["boundary-v1+mean"] = {v: {p: r["mean"] for p, r in bnd[v].items()} for v in bnd}
     curves["affinity-v2+mean"] = {v: {p: r["mean"] for p, r in aff[v].items()} for v in aff}
     curves["affinity-v2+mutex"] = {v: {p: r["mutex"] for p, r in aff[v].items()} for v in aff}
@@ -165,7 +189,8 @@ def config_curves(m: dict[str, str], client) -> tuple[dict, str]:
         v: {p: multicut_curve(r["tables"], r["truth"], betas) for p, r in aff[v].items()}
         for v in aff
     }
-    return curves, f"{edge} ({how})"
+    edge_info = {"model": edge, "how": how, "fragments_threshold": ft, "recipe": recipe}
+    return curves, edge_info
 
 
 def scored(curves: dict) -> dict:
@@ -174,7 +199,8 @@ def scored(curves: dict) -> dict:
     for name, per_volume in curves.items():
         out[name] = {}
         for volume, per_part in per_volume.items():
-            rec = score_volume(volume, per_part)
+            first = "bias_long" if "mutex" in name else "fragments_threshold"
+            rec = score_volume(volume, per_part, first)
             rec["setting_chosen_on"] = CHOSEN_ON[volume]
             out[name][volume] = rec
     return out
@@ -202,9 +228,9 @@ def main(json_out: bool = False) -> dict:
             kind: model_figures(name, prediction(name, "fib")[1]) for kind, name in m.items()
         },
         "edge_model": edge,
-        "edge_model_recipe": edge_recipe(m["affinity"]),
         "setting_keys": {
             "threshold": "merge threshold (mean or learned agglomeration, waterz)",
+            "[fragments_threshold, threshold]": "watershed fragments, then mean agglomeration",
             "[bias_long, threshold]": "mutex watershed (bias_short 0.5), then mean stitching",
             "beta": "elf multicut boundary bias",
         },

@@ -102,6 +102,13 @@ def _tiny_affinity_model(path: Path) -> None:
     save_checkpoint(path, net)
 
 
+def _setting(rec: dict):
+    for first in ("bias_long", "fragments_threshold"):
+        if first in rec:
+            return [rec[first], rec["threshold"]]
+    return rec["threshold"]
+
+
 @pytest.mark.skipif(not (DATA / "gala_fib_example").exists(), reason="needs ../shared/data")
 def test_bench_runs_end_to_end_on_a_small_crop(tmp_path, monkeypatch, capsys):
     from workflows.cli.app import main
@@ -112,6 +119,7 @@ def test_bench_runs_end_to_end_on_a_small_crop(tmp_path, monkeypatch, capsys):
         "CACHE": str(tmp_path / "cache"),
         "THRESHOLDS": "0.3,0.6,0.9",
         "BIASES": "0.5",
+        "FRAGMENT_THRESHOLDS": "0.3,0.5",
         "BETAS": "0.3,0.6",
         "AFFINITY": str(tmp_path / "aff.pt"),
         "EDGE": "fib-edge-v1",
@@ -145,16 +153,10 @@ def test_bench_runs_end_to_end_on_a_small_crop(tmp_path, monkeypatch, capsys):
         for k, v in curves["train_b"]:
             train[json.dumps(k)] = (train[json.dumps(k)] + v) / 2
         best = min(train.items(), key=lambda kv: (kv[1], json.loads(kv[0])))[0]
-        chosen = (
-            fib["threshold"] if "bias_long" not in fib else [fib["bias_long"], fib["threshold"]]
-        )
-        assert json.loads(best) == chosen
+        assert json.loads(best) == _setting(fib), name
         # gala: each half at the other half's best
         other = {"half_a": "half_b", "half_b": "half_a"}
         for half, rec in gala["folds"].items():
             pts = out["curves_vi_sum"][name]["gala"][other[half]]
             pick = min(pts, key=lambda kv: (kv[1], kv[0]))[0]
-            got = (
-                rec["threshold"] if "bias_long" not in rec else [rec["bias_long"], rec["threshold"]]
-            )
-            assert pick == got
+            assert pick == _setting(rec), (name, half)
