@@ -77,7 +77,7 @@ def plot_curves(curves: dict, results: dict, png: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(16, 6))
     for ax, volume in zip(axes, ("fib", "gala"), strict=True):
         colors: dict[str, str] = {}
         for name, per in curves.items():
@@ -85,7 +85,7 @@ def plot_curves(curves: dict, results: dict, png: Path) -> Path:
                 style = {"test": "--", "half_b": ":", "train_cv": "-."}.get(part, "-")
                 for label, xs, ys in _series(name, part, curve):
                     new = label not in colors
-                    color = colors.setdefault(label, f"C{len(colors) % 10}")
+                    color = colors.setdefault(label, plt.get_cmap("tab20")(len(colors) % 20))
                     ax.plot(xs, ys, style, color=color, label=label if new else None, lw=1.2)
             rec = results[name][volume]
             if volume == "fib":
@@ -102,7 +102,8 @@ def plot_curves(curves: dict, results: dict, png: Path) -> Path:
         )
         ax.set_xlabel("threshold / beta")
         ax.set_ylabel("VI sum (bits)")
-        ax.legend(fontsize=7)
+        ax.set_ylim(0, 4.5)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
