@@ -90,8 +90,7 @@ def _scan(
                 last = a
                 ia, n_nodes = _node(a, nkeys, nused, nindex, node_lab, n_nodes)
             sizes[ia] += 1
-            if affs is None:
-                va = bnd[z, y, x]
+            va = bnd[z, y, x]
             for d in range(3):
                 if d == 0:
                     if x + 1 >= nx:
@@ -99,18 +98,21 @@ def _scan(
                     b = labels[z, y, x + 1]
                     if b == a:
                         continue
+                    vb = bnd[z, y, x + 1]
                 elif d == 1:
                     if y + 1 >= ny:
                         continue
                     b = labels[z, y + 1, x]
                     if b == a:
                         continue
+                    vb = bnd[z, y + 1, x]
                 else:
                     if z + 1 >= nz:
                         continue
                     b = labels[z + 1, y, x]
                     if b == a:
                         continue
+                    vb = bnd[z + 1, y, x]
                 ib, n_nodes = _node(b, nkeys, nused, nindex, node_lab, n_nodes)
                 if a < b:
                     key = (np.uint64(ia) << np.uint64(32)) | np.uint64(ib)
@@ -137,12 +139,6 @@ def _scan(
                     pair_key = key
                     pair_e = e
                 if affs is None:  # a boundary map: the larger value of the two voxels
-                    if d == 0:
-                        vb = bnd[z, y, x + 1]
-                    elif d == 1:
-                        vb = bnd[z, y + 1, x]
-                    else:
-                        vb = bnd[z + 1, y, x]
                     val = np.float64(max(va, vb))
                 else:  # affinities: 1 - the affinity of this face (numba prunes the other mode)
                     sh = shift[d]
@@ -196,14 +192,14 @@ def _kernel_values(labels, values, faces):
     if faces is None:
         if vals.shape != labels.shape:
             raise ValueError(f"boundary values {vals.shape} do not match labels {labels.shape}")
-        return vals, None, np.zeros(3, np.int64), np.zeros(3, np.int64)
+        return vals, None, None, None
     if vals.ndim != 4 or vals.shape[1:] != labels.shape:
         raise ValueError(f"affinities {vals.shape} do not match labels {labels.shape}")
     chan = np.array([faces[2][0], faces[1][0], faces[0][0]], np.int64)
     shift = np.array([faces[2][1], faces[1][1], faces[0][1]], np.int64)
     if chan.min() < 0 or chan.max() >= vals.shape[0]:
         raise ValueError(f"face channels {faces} outside the {vals.shape[0]} affinity channels")
-    return np.zeros((1, 1, 1), np.float32), vals, chan, shift  # the boundary map unused
+    return vals[0], vals, chan, shift  # a boundary map the kernel reads but does not use
 
 
 def block_contacts(
