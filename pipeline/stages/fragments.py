@@ -1,5 +1,9 @@
 """Fragments stage: a seeded watershed per block, with globally unique uint64 ids.
 
+Methods: ``watershed`` floods the boundary map (for affinities, ``1 - mean`` of the
+nearest-neighbour channels); ``affinity_watershed`` grows the same seeds across the faces in
+order of decreasing affinity (``pipeline.seg.affinity_watershed``). Both follow the rules below.
+
 Context: the watershed (distance transform, seeds, flooding, small-fragment merging) runs on the
 block's read ROI (write ROI grown by ``context`` voxels, clipped at the volume edge), so seeds and
 basins near the block faces are computed from the same data as in a whole-volume run. The result
