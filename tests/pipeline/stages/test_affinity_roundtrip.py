@@ -128,3 +128,13 @@ def test_segment_command_takes_the_affinity_watershed(predicted, tmp_path):
     frag = open_volume(f"{out}_fragments")
     assert frag.attrs["petaseg"]["params"]["method"] == "affinity_watershed"
     assert evaluate_arrays(open_volume(out).read(), labels)["vi_sum"] < 0.3
+
+
+def test_runs_hash_as_before_the_affinity_options():
+    from workflows.schema import FragmentsStage, GraphStage
+
+    assert GraphStage().hashed() == {"bins": 32}  # earlier graph steps resume
+    assert GraphStage(faces="boundary").hashed() == {"bins": 32, "faces": "boundary"}
+    aw = FragmentsStage(method="affinity_watershed").hashed()
+    assert aw["method"] == "affinity_watershed" and "sigma_seeds" in aw and "bias_long" not in aw
+    assert "method" not in FragmentsStage().hashed()
