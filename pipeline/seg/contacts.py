@@ -50,7 +50,7 @@ def _room(n_nodes, n_edges, row, node_slots, edge_slots, edge_rows):
 @numba.njit(cache=True, nogil=True)
 def _scan(
     labels,
-    bnd,
+    values,
     affs,
     chan,
     shift,
@@ -90,7 +90,7 @@ def _scan(
                 last = a
                 ia, n_nodes = _node(a, nkeys, nused, nindex, node_lab, n_nodes)
             sizes[ia] += 1
-            va = bnd[z, y, x]
+            va = values[z, y, x]
             for d in range(3):
                 if d == 0:
                     if x + 1 >= nx:
@@ -98,21 +98,21 @@ def _scan(
                     b = labels[z, y, x + 1]
                     if b == a:
                         continue
-                    vb = bnd[z, y, x + 1]
+                    vb = values[z, y, x + 1]
                 elif d == 1:
                     if y + 1 >= ny:
                         continue
                     b = labels[z, y + 1, x]
                     if b == a:
                         continue
-                    vb = bnd[z, y + 1, x]
+                    vb = values[z, y + 1, x]
                 else:
                     if z + 1 >= nz:
                         continue
                     b = labels[z + 1, y, x]
                     if b == a:
                         continue
-                    vb = bnd[z + 1, y, x]
+                    vb = values[z + 1, y, x]
                 ib, n_nodes = _node(b, nkeys, nused, nindex, node_lab, n_nodes)
                 if a < b:
                     key = (np.uint64(ia) << np.uint64(32)) | np.uint64(ib)
@@ -222,7 +222,7 @@ def block_contacts(
         raise ValueError(f"labels must be 3D, got shape {labels.shape}")
     owned = tuple(labels.shape) if owned is None else tuple(int(o) for o in owned)
     owned = tuple(min(o, s) for o, s in zip(owned, labels.shape, strict=True))
-    bnd, affs, chan, shift = _kernel_values(labels, values, faces)
+    vals, affs, chan, shift = _kernel_values(labels, values, faces)
     row = owned[2]
     ncap = ecap = 1024
     while ncap // 2 < 4 * row + 4:
@@ -241,7 +241,7 @@ def block_contacts(
     pos, n_nodes, n_edges = 0, 0, 0
     while True:
         pos, n_nodes, n_edges = _scan(
-            labels, bnd, affs, chan, shift, owned, int(nbins), pos, nkeys, nused, nindex, node_lab, sizes,
+            labels, vals, affs, chan, shift, owned, int(nbins), pos, nkeys, nused, nindex, node_lab, sizes,
             ekeys, eused, eindex, eu, ev, count, total, hist, n_nodes, n_edges,
         )  # fmt: skip
         if pos >= owned[0] * owned[1]:
