@@ -32,24 +32,27 @@ LEVELS = 1 << 16
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow(a, n):
-    out = np.empty(2 * a.size, a.dtype)
-    out[:n] = a[:n]
+def _grow(pool, n):
+    out = np.empty((2 * pool.shape[0], 2), pool.dtype)
+    out[:n] = pool[:n]
     return out
 
 
 @numba.njit(cache=True, nogil=True)
 def _flood_edges(labels, levels, seeds, strides, nlevels):
     """Flood ``labels`` (flat padded int32: seeds > 0, 0 to fill, -1 border) from the flat
-    ``seeds`` over faces: ``levels[d, p]`` is the level of the face between p and p + strides[d]."""
+    ``seeds`` over faces: ``levels[p, d]`` is the level of the face between p and p +
+    strides[d]. A voxel's label and best level so far share one word (``state``), and its three
+    face levels are adjacent, so looking at a neighbour touches few cache lines. Queue entries
+    are one row each (``label << 32 | voxel``, next entry of the bucket)."""
     n = labels.size
-    best = np.full(n, nlevels, np.int32)
+    lowmask = np.int64(0xFFFFFFFF)
+    state = np.empty(n, np.int64)  # label << 32 | best level (nlevels: not queued yet)
+    for i in range(n):
+        state[i] = (np.int64(labels[i]) << 32) | nlevels
     head = np.full(nlevels, -1, np.int64)
     tail = np.full(nlevels, -1, np.int64)
-    cap = max(1024, n // 2)
-    vox = np.empty(cap, np.int64)
-    nxt = np.empty(cap, np.int64)
-    lab = np.empty(cap, np.int32)
+    pool = np.empty((max(1024, n // 2), 2), np.int64)
     used = 0
     nseed = seeds.size
     k = 0
@@ -64,43 +67,48 @@ def _flood_edges(labels, levels, seeds, strides, nlevels):
             if cur == nlevels:
                 break
             e = head[cur]
-            head[cur] = nxt[e]
+            entry = pool[e, 0]
+            head[cur] = pool[e, 1]
             if head[cur] == -1:
                 tail[cur] = -1
-            p = vox[e]
-            if labels[p] != 0:
+            p = entry & lowmask
+            if state[p] >> 32 != 0:
                 continue
-            labels[p] = lab[e]
-        here = labels[p]
+            state[p] = (entry & ~lowmask) | (state[p] & lowmask)
+        here = state[p] & ~lowmask
         for t in range(6):
             d = t % 3
             m = p - strides[d] if t < 3 else p + strides[d]
-            if labels[m] != 0:
+            sm = state[m]
+            if sm >> 32 != 0:
                 continue
-            lev = np.int32(levels[d, m] if t < 3 else levels[d, p])
-            lev = max(lev, np.int32(cur))
-            if lev >= best[m]:
+            lev = np.int64(levels[m, d] if t < 3 else levels[p, d])
+            lev = max(lev, np.int64(cur))
+            if lev >= (sm & lowmask):
                 continue
-            best[m] = lev
-            if used == vox.size:
-                vox, nxt, lab = _grow(vox, used), _grow(nxt, used), _grow(lab, used)
-            vox[used] = m
-            nxt[used] = -1
-            lab[used] = here
+            state[m] = lev  # label still 0
+            if used == pool.shape[0]:
+                pool = _grow(pool, used)
+            pool[used, 0] = here | m
+            pool[used, 1] = -1
             if tail[lev] == -1:
                 head[lev] = used
             else:
-                nxt[tail[lev]] = used
+                pool[tail[lev], 1] = used
             tail[lev] = used
             used += 1
+    for i in range(n):
+        labels[i] = np.int32(state[i] >> 32)
 
 
 def face_levels(affinities: np.ndarray, faces: Sequence[tuple[int, int]]) -> np.ndarray:
     """(3, *padded shape) uint16 levels ``round((1 - affinity) * 65535)`` of the face between
-    each padded voxel p and p + e_d (d = z, y, x); faces with no neighbour get the top level."""
+    each padded voxel p and p + e_d (d = z, y, x), a view of a (*padded shape, 3) array (the
+    faces of a voxel adjacent); faces with no neighbour get the top level."""
     shape = affinities.shape[1:]
-    levels = scratch("face-levels", (3, *padded(shape)), np.uint16)
-    levels.fill(LEVELS - 1)
+    store = scratch("face-levels", (*padded(shape), 3), np.uint16)
+    store.fill(LEVELS - 1)
+    levels = np.moveaxis(store, -1, 0)
     for d, (c, shift) in enumerate(faces):
         if shape[d] < 2:
             continue
@@ -133,10 +141,10 @@ def affinity_basins(
     if found is None:
         return _empty(shape)
     labels = found.labels
-    levels = face_levels(affinities, faces)
+    levels = np.moveaxis(face_levels(affinities, faces), 0, -1)  # (*padded, 3), contiguous
     strides = np.array([s // labels.itemsize for s in labels.strides], np.int64)
     _flood_edges(
-        labels.reshape(-1), levels.reshape(3, -1), np.asarray(found.seeds, np.int64), strides,
+        labels.reshape(-1), levels.reshape(-1, 3), np.asarray(found.seeds, np.int64), strides,
         LEVELS,
     )  # fmt: skip
     inner = interior(labels, 3)
