@@ -96,7 +96,9 @@ def test_affinity_faces_equal_numpy_and_add_up_blockwise():
                 own = (min(5, 12 - z0), min(7, 16 - y0), min(6, 18 - x0))
                 sl = tuple(slice(b, b + o + 1) for b, o in zip((z0, y0, x0), own, strict=True))
                 _, e = block_contacts(labels[sl], affs[(slice(None), *sl)], 16, own, faces)
-                for u, v, c, s, h in zip(e["u"], e["v"], e["count"], e["sum"], e["hist"]):
+                for u, v, c, s, h in zip(
+                    e["u"], e["v"], e["count"], e["sum"], e["hist"], strict=True
+                ):
                     c0, s0, h0 = blocks.get((u, v), (0, 0.0, 0))
                     blocks[(u, v)] = (c0 + c, s0 + s, h0 + h)
     assert blocks.keys() == got.keys()
