@@ -15,6 +15,7 @@ from models.volumetric.targets import affinities
 from pipeline.seg.affinity_watershed import affinity_basins, face_levels
 from pipeline.seg.contacts import block_contacts, face_channels
 from pipeline.seg.watershed import FragmentParams
+from tests.support.affinity_faces import reference_faces
 
 NN_MINUS = [[-1, 0, 0], [0, -1, 0], [0, 0, -1], [0, -3, -3]]
 NN_PLUS = [[0, 0, 1], [0, 1, 0], [1, 0, 0]]
@@ -27,28 +28,6 @@ def cells(shape, n, seed):
     grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), axis=-1)
     d = ((grid[..., None, :] - points) ** 2).sum(-1)
     return (d.argmin(-1) + 1).astype(np.uint64)
-
-
-def reference_faces(labels, affs, offsets):
-    """Per (u, v): count and sum of 1 - affinity of the faces, from the definition of the
-    offsets (channel c at p = affinity between p and p + offsets[c])."""
-    out = {}
-    for d in range(3):
-        c = next(i for i, o in enumerate(offsets) if sum(map(abs, o)) == 1 and o[d] != 0)
-        step = offsets[c][d]
-        n = labels.shape[d]
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
-        lo[d], hi[d] = slice(0, n - 1), slice(1, n)
-        a, b = labels[tuple(lo)], labels[tuple(hi)]
-        # the face (p, p + e_d) is stored at p + e_d when the offset is -e_d, else at p
-        aff = affs[c][tuple(hi)] if step < 0 else affs[c][tuple(lo)]
-        for u, v, f in zip(a.ravel(), b.ravel(), aff.ravel(), strict=True):
-            if u != v:
-                key = (min(u, v), max(u, v))
-                cnt, tot = out.get(key, (0, 0.0))
-                out[key] = (cnt + 1, tot + 1.0 - float(f))
-    return out
 
 
 @pytest.mark.parametrize("offsets", [NN_MINUS, NN_PLUS])
