@@ -255,6 +255,8 @@ def graph(
     block."""
     from pipeline.stages.graph import run_graph
 
+    if faces not in ("auto", "affinity", "boundary"):
+        raise InputError(f"--faces {faces!r}: use auto, affinity or boundary")
     with client_for(cluster) as client:
         r = run_graph(
             fragments, boundaries, tables, bins, parse_zyx(block, "block"), client, faces=faces
