@@ -8,9 +8,10 @@ crossed: a voxel is claimed by the first region that reaches it over the best fa
 ``max(1 - affinity of the face, current level)`` (levels never decrease). This is the
 minimax-path (Kruskal-like maximin) assignment of a minimum spanning forest rooted at the
 seeds: every voxel joins the seed whose connecting path has the highest weakest affinity. It is
-a bucket queue over 2^16 quantised levels, FIFO among equal levels; a voxel may be queued once
-per improvement of its best level (at most 6 times) and is labelled when popped. Small fragments
-are then merged as in the boundary watershed (``small``).
+a bucket queue over 2^16 quantised levels (FIFO chunks, as in ``flood``), FIFO among equal
+levels; a voxel may be queued once per improvement of its best level (at most 6 times) and is
+labelled when popped. Small fragments are then merged as in the boundary watershed
+(``small``).
 
 Faces follow the model library's offsets (``contacts.face_channels``): channel c at voxel p is
 the affinity between p and p + offsets[c].
@@ -31,10 +32,13 @@ from pipeline.seg.watershed import Basins, FragmentParams, _empty, watershed_see
 LEVELS = 1 << 16
 
 
+CHUNK = 64  # queue entries per chunk of a bucket
+
+
 @numba.njit(cache=True, nogil=True)
-def _grow(pool, n):
-    out = np.empty((2 * pool.shape[0], 2), pool.dtype)
-    out[:n] = pool[:n]
+def _grow(a, n):
+    out = np.empty(2 * a.size, a.dtype)
+    out[:n] = a[:n]
     return out
 
 
@@ -43,16 +47,19 @@ def _flood_edges(labels, levels, seeds, strides, nlevels):
     """Flood ``labels`` (flat padded int32: seeds > 0, 0 to fill, -1 border) from the flat
     ``seeds`` over faces: ``levels[p, d]`` is the level of the face between p and p +
     strides[d]. A voxel's label and best level so far share one word (``state``), and its three
-    face levels are adjacent, so looking at a neighbour touches few cache lines. Queue entries
-    are one row each (``label << 32 | voxel``, next entry of the bucket)."""
+    face levels are adjacent, so looking at a neighbour touches few cache lines. Each bucket is
+    a FIFO of chunks of ``CHUNK`` entries (``label << 32 | voxel``) from one pool, so the queue
+    is read in order; emptied chunks are reused."""
     n = labels.size
     lowmask = np.int64(0xFFFFFFFF)
     state = np.empty(n, np.int64)  # label << 32 | best level (nlevels: not queued yet)
     for i in range(n):
         state[i] = (np.int64(labels[i]) << 32) | nlevels
-    head = np.full(nlevels, -1, np.int64)
-    tail = np.full(nlevels, -1, np.int64)
-    pool = np.empty((max(1024, n // 2), 2), np.int64)
+    # per level: first chunk (-1 = empty), next entry to read there, last chunk, entries in it
+    bk = np.full((nlevels, 4), -1, np.int64)
+    pool = np.empty(max(64, n // 4 // CHUNK) * CHUNK, np.int64)
+    cnext = np.empty(pool.size // CHUNK, np.int64)
+    free = -1
     used = 0
     nseed = seeds.size
     k = 0
@@ -62,15 +69,26 @@ def _flood_edges(labels, levels, seeds, strides, nlevels):
             p = seeds[k]
             k += 1
         else:
-            while cur < nlevels and head[cur] == -1:
+            while cur < nlevels and bk[cur, 0] == -1:
                 cur += 1
             if cur == nlevels:
                 break
-            e = head[cur]
-            entry = pool[e, 0]
-            head[cur] = pool[e, 1]
-            if head[cur] == -1:
-                tail[cur] = -1
+            c = bk[cur, 0]
+            r = bk[cur, 1]
+            entry = pool[c * CHUNK + r]
+            r += 1
+            bk[cur, 1] = r
+            if c == bk[cur, 2]:
+                if r == bk[cur, 3]:  # the bucket is empty: free its only chunk
+                    bk[cur, 0] = -1
+                    bk[cur, 2] = -1
+                    cnext[c] = free
+                    free = c
+            elif r == CHUNK:  # done with this chunk: free it, go on to the next
+                bk[cur, 0] = cnext[c]
+                bk[cur, 1] = 0
+                cnext[c] = free
+                free = c
             p = entry & lowmask
             if state[p] >> 32 != 0:
                 continue
@@ -87,16 +105,28 @@ def _flood_edges(labels, levels, seeds, strides, nlevels):
             if lev >= (sm & lowmask):
                 continue
             state[m] = lev  # label still 0
-            if used == pool.shape[0]:
-                pool = _grow(pool, used)
-            pool[used, 0] = here | m
-            pool[used, 1] = -1
-            if tail[lev] == -1:
-                head[lev] = used
-            else:
-                pool[tail[lev], 1] = used
-            tail[lev] = used
-            used += 1
+            c = bk[lev, 2]
+            if c == -1 or bk[lev, 3] == CHUNK:  # a fresh chunk at the bucket's end
+                fresh = free
+                if fresh != -1:
+                    free = cnext[fresh]
+                else:
+                    fresh = used
+                    used += 1
+                    if used > cnext.size:
+                        pool = _grow(pool, (used - 1) * CHUNK)
+                        cnext = _grow(cnext, used - 1)
+                cnext[fresh] = -1
+                if c == -1:
+                    bk[lev, 0] = fresh
+                    bk[lev, 1] = 0
+                else:
+                    cnext[c] = fresh
+                bk[lev, 2] = fresh
+                bk[lev, 3] = 0
+                c = fresh
+            pool[c * CHUNK + bk[lev, 3]] = here | m
+            bk[lev, 3] += 1
     for i in range(n):
         labels[i] = np.int32(state[i] >> 32)
 
