@@ -59,9 +59,10 @@ MUTEX_FIELDS = {"method", "bias_short", "bias_long", "long_range_stride"}
 
 
 class FragmentsStage(Strict):
-    method: Literal["watershed", "mutex"] = Field(
+    method: Literal["watershed", "affinity_watershed", "mutex"] = Field(
         "watershed",
-        description="watershed of a boundary map, or mutex watershed of long-range affinities",
+        description="watershed of a boundary map (of 1 - mean of nearest-neighbour affinities), "
+        "seeded watershed over the faces' affinities, or mutex watershed of long-range affinities",
     )
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     sigma_seeds: float = Field(2.0, ge=0.0)
@@ -80,11 +81,22 @@ class FragmentsStage(Strict):
         earlier runs resume), a mutex section with its own options only."""
         if self.method == "watershed":
             return self.model_dump(exclude=MUTEX_FIELDS)
+        if self.method == "affinity_watershed":
+            return self.model_dump(exclude=MUTEX_FIELDS - {"method"})
         return self.model_dump(include=MUTEX_FIELDS | {"block", "context"})
 
 
 class GraphStage(Strict):
     bins: int = Field(32, ge=2)
+    faces: Literal["auto", "affinity", "boundary"] = Field(
+        "auto",
+        description="value of a contact face: 1 - its affinity (affinity), the larger boundary "
+        "value of its voxels (boundary), or affinity for affinities and boundary otherwise (auto)",
+    )
+
+    def hashed(self) -> dict:
+        """What a run hashes: the bins alone at the default faces (so earlier runs resume)."""
+        return self.model_dump(exclude={"faces"} if self.faces == "auto" else set())
 
 
 class AgglomerateStage(Strict):

@@ -1,7 +1,8 @@
 """Storage: volumes by URL (one module per format behind the ``Volume`` interface), boundary maps
-as the segmentation stages read them, Parquet tables and JSON records by URL (local, s3://, gs://
+and affinities as the segmentation stages read them, Parquet tables and JSON records by URL (local, s3://, gs://
 through fsspec)."""
 
+from pipeline.io.affinities import affinity_offsets, has_affinities, read_affinities
 from pipeline.io.base import Volume, VolumeLayout, check_dtype
 from pipeline.io.boundary import read_boundary, to_boundary
 from pipeline.io.fs import filesystem, join
@@ -20,14 +21,17 @@ from pipeline.io.volume import create_volume, exists, open_input, open_volume
 __all__ = [
     "Volume",
     "VolumeLayout",
+    "affinity_offsets",
     "block_table",
     "check_dtype",
     "create_volume",
     "exists",
     "filesystem",
+    "has_affinities",
     "join",
     "open_input",
     "open_volume",
+    "read_affinities",
     "read_boundary",
     "read_graph_meta",
     "read_json",

@@ -1,7 +1,7 @@
 """Segmentation algorithms on numpy arrays (one block or one graph): no volumes, no Dask.
 
 The watershed of a boundary map into fragments (``watershed``: distance transform, seeds, a
-priority flood, small fragments merged), the region graph of a label block (``contacts``,
+priority flood, small fragments merged) and of the faces' affinities (``affinity_watershed``), the region graph of a label block (``contacts``,
 ``rag``), hierarchical agglomeration of a graph (``agglomeration``; learned scores: ``learned``,
 ``edge_features``, ``tree_ensemble``), union-find over big graphs
 (``unionfind``), block-independent fragment ids (``ids``) and the mutex watershed of affinities
@@ -13,8 +13,9 @@ from pipeline.lazy_api import LazyApi
 __getattr__ = LazyApi(
     __name__,
     {
+        "affinity_watershed": ["affinity_basins"],
         "agglomeration": ["Scoring", "agglomerate"],
-        "contacts": ["block_contacts"],
+        "contacts": ["block_contacts", "face_channels"],
         "distance": ["distance_transform"],
         "edge_features": ["FEATURES", "edge_features"],
         "filters": ["gaussian", "seeds_from_distance"],

@@ -5,6 +5,12 @@ voxels). Labels and pairs are counted in hash tables (``hashmap``), with the las
 of each direction remembered, since neighbouring voxels mostly repeat them; this replaces three
 boolean passes per axis and two np.unique sorts of every contact.
 
+Two kinds of values, one kernel: a boundary map (the value of a face is the larger boundary
+value of its two voxels) or affinities (the value of the face between x and x + e_d is
+``1 - affinity`` of that face, read from the nearest-neighbour channel of axis d at x or at
+x + e_d, as the channel's offset says: see :func:`face_channels`). With affinities, count, sum
+and histogram of an edge are exactly the affinity statistics across the contact.
+
 The scan stops before a table could overflow and returns where it stopped; the Python wrapper
 grows the tables and resumes, so no array is reallocated inside the loop.
 """
@@ -45,6 +51,9 @@ def _room(n_nodes, n_edges, row, node_slots, edge_slots, edge_rows):
 def _scan(
     labels,
     values,
+    affs,
+    chan,
+    shift,
     owned,
     nbins,
     start,
@@ -129,7 +138,16 @@ def _scan(
                             ev[e] = ia
                     pair_key = key
                     pair_e = e
-                val = np.float64(max(va, vb))
+                if affs is None:  # a boundary map: the larger value of the two voxels
+                    val = np.float64(max(va, vb))
+                else:  # affinities: 1 - the affinity of this face (numba prunes the other mode)
+                    sh = shift[d]
+                    if d == 0:
+                        val = 1.0 - np.float64(affs[chan[0], z, y, x + sh])
+                    elif d == 1:
+                        val = 1.0 - np.float64(affs[chan[1], z, y + sh, x])
+                    else:
+                        val = 1.0 - np.float64(affs[chan[2], z + sh, y, x])
                 count[e] += 1
                 total[e] += val
                 if nbins > 0:
@@ -144,14 +162,57 @@ def _grown(a: np.ndarray, rows: int) -> np.ndarray:
     return out
 
 
+def face_channels(offsets: Sequence[Sequence[int]]) -> tuple[tuple[int, int], ...]:
+    """For the axes z, y, x: (channel, shift) of the nearest-neighbour affinity of the face
+    between x and x + e_d. Channel c at voxel p is the affinity between p and p + offsets[c]
+    (``models.volumetric.targets.affinities``), so an offset -e_d holds that face at x + e_d
+    (shift 1) and +e_d at x (shift 0)."""
+    out = []
+    for d in range(3):
+        found = None
+        for c, o in enumerate(offsets):
+            o = [int(v) for v in o]
+            if sum(abs(v) for v in o) == 1 and abs(o[d]) == 1:
+                found = (c, 1 if o[d] < 0 else 0)
+                break
+        if found is None:
+            raise ValueError(
+                f"offsets {list(offsets)} have no nearest-neighbour offset on axis {d}"
+            )
+        out.append(found)
+    return tuple(out)
+
+
+def _kernel_values(labels, values, faces):
+    """(boundary map, affinities or None, chan, shift), chan and shift in the kernel's axis
+    order x, y, z. Boundary maps pass None for the affinities: numba compiles the kernel once
+    per mode and prunes the affinity branches for boundary maps, so they pay nothing for them
+    (affinities pass an unused boundary map)."""
+    vals = np.asarray(values, np.float32)
+    if faces is None:
+        if vals.shape != labels.shape:
+            raise ValueError(f"boundary values {vals.shape} do not match labels {labels.shape}")
+        return vals, None, None, None
+    if vals.ndim != 4 or vals.shape[1:] != labels.shape:
+        raise ValueError(f"affinities {vals.shape} do not match labels {labels.shape}")
+    chan = np.array([faces[2][0], faces[1][0], faces[0][0]], np.int64)
+    shift = np.array([faces[2][1], faces[1][1], faces[0][1]], np.int64)
+    if chan.min() < 0 or chan.max() >= vals.shape[0]:
+        raise ValueError(f"face channels {faces} outside the {vals.shape[0]} affinity channels")
+    return vals[0], vals, chan, shift  # a boundary map the kernel reads but does not use
+
+
 def block_contacts(
     labels: np.ndarray,
     values: np.ndarray,
     nbins: int = 32,
     owned: Sequence[int] | None = None,
+    faces: Sequence[tuple[int, int]] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Node and edge statistics of a 3D label array (see the module docstring).
 
+    ``values``: a boundary map of the labels' shape (``faces`` None), or affinities (C, *shape)
+    in [0, 1] with ``faces`` = (channel, shift) per axis z, y, x (:func:`face_channels`).
     ``owned``: the corner ``[0, owned)`` whose voxels this call counts; pairs (x, x + e_d) are
     taken for x in it, x + e_d possibly one voxel beyond. Returns (nodes, edges): nodes ``id``
     (the labels present in the owned corner, sorted) and ``size``; edges ``u < v`` (label
@@ -161,7 +222,7 @@ def block_contacts(
         raise ValueError(f"labels must be 3D, got shape {labels.shape}")
     owned = tuple(labels.shape) if owned is None else tuple(int(o) for o in owned)
     owned = tuple(min(o, s) for o, s in zip(owned, labels.shape, strict=True))
-    vals = np.asarray(values, np.float32)
+    vals, affs, chan, shift = _kernel_values(labels, values, faces)
     row = owned[2]
     ncap = ecap = 1024
     while ncap // 2 < 4 * row + 4:
@@ -180,7 +241,7 @@ def block_contacts(
     pos, n_nodes, n_edges = 0, 0, 0
     while True:
         pos, n_nodes, n_edges = _scan(
-            labels, vals, owned, int(nbins), pos, nkeys, nused, nindex, node_lab, sizes,
+            labels, vals, affs, chan, shift, owned, int(nbins), pos, nkeys, nused, nindex, node_lab, sizes,
             ekeys, eused, eindex, eu, ev, count, total, hist, n_nodes, n_edges,
         )  # fmt: skip
         if pos >= owned[0] * owned[1]:

@@ -69,15 +69,29 @@ def _empty(shape: tuple[int, ...]) -> Basins:
     return Basins(np.zeros(shape, np.int32), np.zeros(1, np.int64))
 
 
-def watershed_basins(
+@dataclass
+class Seeds:
+    """The seeds of one array: ``labels`` (padded int32, see ``flood.padded``: seed k >= 1 on
+    its voxels, 0 elsewhere, -1 on the border), ``rep`` and ``seeds`` (flat indices of the seed
+    voxels in ``labels``), ``dist`` the (smoothed) distance transform and ``work`` a free
+    scratch array of the array's shape."""
+
+    labels: np.ndarray
+    rep: np.ndarray
+    seeds: np.ndarray
+    dist: np.ndarray
+    work: np.ndarray
+
+
+def watershed_seeds(
     boundary: np.ndarray, p: FragmentParams, anisotropy: Sequence[float]
-) -> Basins:
-    """Seeded watershed of one 2D or 3D float32 array, small fragments not yet applied. All
-    arrays, ``labels`` included, are this thread's scratch arrays: valid until the next call."""
+) -> Seeds | None:
+    """Seeds of the watershed: maxima of the smoothed distance transform of ``boundary <
+    threshold`` (None when there are none). Scratch arrays, valid until the next call."""
     shape = boundary.shape
     fg = np.less(boundary, p.threshold, out=scratch("fg", shape, np.bool_))
     if not fg.any():
-        return _empty(shape)
+        return None
     aniso = tuple(float(a) for a in anisotropy)
     raw = distance_transform(fg, aniso, out=scratch("f32a", shape, np.float32))
     # no membrane at all: infinite distances; cap them at the array's extent
@@ -94,12 +108,25 @@ def watershed_basins(
         work = (scratch("f32b", shape, np.float32), work[1])
     rep, seeds = seeds_from_distance(dist, labels, work)
     if len(rep) == 1:
-        return _empty(shape)
+        return None
     set_border(labels, -1)
+    return Seeds(labels, rep, seeds, dist, work[0])
+
+
+def watershed_basins(
+    boundary: np.ndarray, p: FragmentParams, anisotropy: Sequence[float]
+) -> Basins:
+    """Seeded watershed of one 2D or 3D float32 array, small fragments not yet applied. All
+    arrays, ``labels`` included, are this thread's scratch arrays: valid until the next call."""
+    shape = boundary.shape
+    found = watershed_seeds(boundary, p, anisotropy)
+    if found is None:
+        return _empty(shape)
+    labels, rep, seeds, dist = found.labels, found.rep, found.seeds, found.dist
     smooth = boundary
     if p.sigma_weights:
         smooth = scratch("f32d", shape, np.float32)
-        gaussian(boundary, _sigmas(p.sigma_weights, aniso), smooth, work=work[0])
+        gaussian(boundary, _sigmas(p.sigma_weights, anisotropy), smooth, work=found.work)
     state = flood_state(
         labels, smooth, dist, p.alpha, float(dist.max()), scratch("state", labels.shape, np.int64)
     )

@@ -1,5 +1,9 @@
 """Fragments stage: a seeded watershed per block, with globally unique uint64 ids.
 
+Methods: ``watershed`` floods the boundary map (for affinities, ``1 - mean`` of the
+nearest-neighbour channels); ``affinity_watershed`` grows the same seeds across the faces in
+order of decreasing affinity (``pipeline.seg.affinity_watershed``). Both follow the rules below.
+
 Context: the watershed (distance transform, seeds, flooding, small-fragment merging) runs on the
 block's read ROI (write ROI grown by ``context`` voxels, clipped at the volume edge), so seeds and
 basins near the block faces are computed from the same data as in a whole-volume run. The result
@@ -26,6 +30,7 @@ from distributed import Client
 
 from pipeline.errors import InputError
 from pipeline.geometry import Roi, in_nm
+from pipeline.io.affinities import has_affinities, nn_offsets, read_affinities
 from pipeline.io.boundary import read_boundary
 from pipeline.io.urls import refuse_overwriting
 from pipeline.io.volume import (
@@ -40,6 +45,8 @@ from pipeline.provenance import provenance
 from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
 from pipeline.runner.tasks import volume_task
+from pipeline.seg.affinity_watershed import affinity_basins
+from pipeline.seg.contacts import face_channels
 from pipeline.seg.ids import ids_from_local
 from pipeline.seg.scratch import scratch
 from pipeline.seg.watershed import FragmentParams, fragment_basins
@@ -47,6 +54,7 @@ from pipeline.seg.watershed import FragmentParams, fragment_basins
 DEFAULT_BLOCK = (128, 128, 128)
 DEFAULT_CONTEXT = (16, 16, 16)
 HEAVY_BLOCK = 64**3  # voxels
+METHODS = ("watershed", "affinity_watershed")
 MAX_CHUNK = 64  # voxels, a side of the fragments' chunks
 
 
@@ -90,21 +98,49 @@ def check_boundary_volume(vol: Volume) -> None:
         )
 
 
+def affinity_faces(vol: Volume, params: FragmentParams) -> list[list[int]]:
+    """(channel, shift) per axis z, y, x of the affinity watershed's faces, checked early."""
+    if not has_affinities(vol):
+        raise InputError(
+            f"method affinity_watershed needs affinities (3+ channels, nearest-neighbour z, y, x "
+            f"first), but {vol.url} has {vol.channels or 1} channel(s); use method watershed for "
+            "a boundary map"
+        )
+    if params.mode != "3d":
+        raise InputError("method affinity_watershed works in 3D only: use mode '3d'")
+    try:
+        return [list(f) for f in face_channels(nn_offsets(vol))]
+    except ValueError as err:
+        raise InputError(f"{vol.url}: {err}") from None
+
+
 class FragmentsBlock:
     """Watershed on the read ROI, crop to the write ROI, ids from seed voxels."""
 
-    def __init__(self, boundaries_url: str, fragments_url: str, params: dict[str, Any]):
+    def __init__(
+        self,
+        boundaries_url: str,
+        fragments_url: str,
+        params: dict[str, Any],
+        faces: list[list[int]] | None = None,
+    ):
         self.boundaries_url, self.fragments_url = boundaries_url, fragments_url
         self.params = params
+        self.faces = faces  # (channel, shift) per axis: the affinity watershed; None: boundary
 
     def __call__(self, block: Block) -> None:
         bvol = cached(f"vol:r:{self.boundaries_url}", lambda: open_volume(self.boundaries_url))
         fvol = cached(f"vol:a:{self.fragments_url}", lambda: open_volume(self.fragments_url, "a"))
-        boundary = read_boundary(bvol, block.read_roi)
-        basins = fragment_basins(
-            boundary, FragmentParams(**self.params), anisotropy=bvol.voxel_size
-        )
-        del boundary
+        params = FragmentParams(**self.params)
+        if self.faces is None:
+            boundary = read_boundary(bvol, block.read_roi)
+            basins = fragment_basins(boundary, params, anisotropy=bvol.voxel_size)
+            del boundary
+        else:
+            affs = read_affinities(bvol, block.read_roi)
+            faces = [tuple(f) for f in self.faces]
+            basins = affinity_basins(affs, faces, params, anisotropy=bvol.voxel_size)
+            del affs
         read_vox = block.read_roi.shift(tuple(-o for o in bvol.offset)).to_voxels(bvol.voxel_size)
         write_vox = block.write_roi.shift(tuple(-o for o in bvol.offset)).to_voxels(bvol.voxel_size)
         inner = tuple(
@@ -169,13 +205,21 @@ def run_fragments(
     context: Sequence[int] | None = None,
     client: Client | None = None,
     progress: bool = True,
+    method: str = "watershed",
 ) -> RunReport:
-    """Write uint64 fragments of a boundary map (resumable: finished blocks are skipped)."""
+    """Write uint64 fragments of a boundary map (resumable: finished blocks are skipped).
+
+    ``method``: "watershed" (of the boundary map; of ``1 - mean`` of nearest-neighbour
+    affinities) or "affinity_watershed" (seeded watershed over the faces' affinities,
+    ``pipeline.seg.affinity_watershed``; needs affinities)."""
     params = params or FragmentParams()
     if params.mode not in ("2d", "3d"):
         raise InputError(f"fragment mode must be '2d' or '3d', got {params.mode!r}")
+    if method not in METHODS:
+        raise InputError(f"fragments method {method!r}: use one of {', '.join(METHODS)}")
     bvol = open_input(boundaries_url, "segment")
     check_boundary_volume(bvol)
+    faces = affinity_faces(bvol, params) if method == "affinity_watershed" else None
     block = tuple(min(b, s) for b, s in zip(block_shape or DEFAULT_BLOCK, bvol.shape, strict=True))
     ctx = tuple(context if context is not None else DEFAULT_CONTEXT)
     if params.mode == "2d":
@@ -193,14 +237,18 @@ def run_fragments(
         "grid_shape": grid_shape,
         "context": list(ctx),
     }
+    if faces is not None:  # watershed runs keep their scheme and parameters (and so resume)
+        scheme["method"] = method
     record = {"boundaries": boundaries_url, **params.as_dict(), "context": list(ctx)}
+    if faces is not None:
+        record.update({"method": method, "face_channels": faces})
     fvol = create_fragments(fragments_url, bvol, block, scheme, record)
     task = volume_task(
         "fragments",
         bvol,
         fvol,
         block,
-        FragmentsBlock(boundaries_url, fvol.url, params.as_dict()),
+        FragmentsBlock(boundaries_url, fvol.url, params.as_dict(), faces),
         {"boundaries": boundaries_url, **params.as_dict(), "context": list(ctx), **scheme},
         context=ctx,
         blocks_per_task=blocks_per_task(block),

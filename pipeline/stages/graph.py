@@ -6,6 +6,12 @@ for x in the write ROI only, so every face of the volume is counted by exactly o
 pair of fragments in two blocks gets its contacts from the block on the - side. Per edge:
 ``count`` (contact faces), ``sum`` of boundary values (mean = sum / count) and a ``hist`` of them
 on [0, 1] (for quantile scoring). Per fragment: its voxel count in the block.
+
+Face values: from a boundary map, the larger boundary value of the face's two voxels; from
+affinities (3+ channels, the predict stage's output), ``1 - the affinity of the face`` itself
+(``faces: affinity``, the default for affinities), so an edge's statistics are those of the
+affinities across the contact; ``faces: boundary`` keeps the boundary map ``1 - mean`` of the
+nearest-neighbour affinities, as before.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 from distributed import Client
 
 from pipeline.errors import InputError
+from pipeline.io.affinities import has_affinities, nn_offsets, read_affinities
 from pipeline.io.boundary import read_boundary
 from pipeline.io.tables import block_table, write_json, write_table
 from pipeline.io.urls import refuse_overwriting
@@ -25,7 +32,7 @@ from pipeline.io.volume import open_input, open_volume
 from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
 from pipeline.runner.tasks import grid_task
-from pipeline.seg.contacts import block_contacts
+from pipeline.seg.contacts import block_contacts, face_channels
 from pipeline.seg.ids import ids_valid
 from pipeline.stages.fragments import DEFAULT_BLOCK, blocks_per_task, id_scheme
 
@@ -40,9 +47,11 @@ class GraphBlock:
         root: str,
         nbins: int,
         scheme: dict[str, Any] | None,
+        faces: list[list[int]] | None = None,
     ):
         self.fragments_url, self.boundaries_url = fragments_url, boundaries_url
         self.root, self.nbins, self.scheme = root, nbins, scheme
+        self.faces = faces  # (channel, shift) per axis z, y, x: affinity faces; None: boundary
 
     def __call__(self, block: Block) -> None:
         fvol = cached(f"vol:r:{self.fragments_url}", lambda: open_volume(self.fragments_url))
@@ -51,7 +60,13 @@ class GraphBlock:
         ext = block.write_roi.grow((0, 0, 0), vs).intersect(fvol.roi)
         frag = fvol.read(ext)
         owned = tuple(s // v for s, v in zip(block.write_roi.shape, vs, strict=True))
-        nodes, edges = block_contacts(frag, read_boundary(bvol, ext), self.nbins, owned)
+        if self.faces is None:
+            nodes, edges = block_contacts(frag, read_boundary(bvol, ext), self.nbins, owned)
+        else:
+            faces = [tuple(f) for f in self.faces]
+            nodes, edges = block_contacts(
+                frag, read_affinities(bvol, ext), self.nbins, owned, faces
+            )
         ids, sizes = nodes["id"], nodes["size"]
         if ids.size and ids[0] == 0:
             ids, sizes = ids[1:], sizes[1:]
@@ -109,6 +124,25 @@ def graph_grid(fragments_url: str, block_shape: Sequence[int] | None = None) -> 
     }
 
 
+def face_table(vol, faces: str) -> list[list[int]] | None:
+    """(channel, shift) per axis z, y, x of the faces' affinities, or None for boundary faces."""
+    if faces not in ("auto", "affinity", "boundary"):
+        raise InputError(f"graph faces {faces!r}: use 'auto', 'affinity' or 'boundary'")
+    if faces == "boundary" or (faces == "auto" and not has_affinities(vol)):
+        return None
+    if not has_affinities(vol):
+        raise InputError(
+            f"faces 'affinity' need affinities, but {vol.url} has {vol.channels or 1} channel(s); "
+            "give a predict output of an affinity model or use faces 'boundary'"
+        )
+    try:
+        return [list(f) for f in face_channels(nn_offsets(vol))]
+    except ValueError as err:
+        raise InputError(
+            f"{vol.url}: {err}; affinity faces need the offsets -e_d or +e_d of z, y and x"
+        ) from None
+
+
 def run_graph(
     fragments_url: str,
     boundaries_url: str,
@@ -117,8 +151,12 @@ def run_graph(
     block_shape: Sequence[int] | None = None,
     client: Client | None = None,
     progress: bool = True,
+    faces: str = "auto",
 ) -> RunReport:
-    """Write the region graph tables of ``fragments_url`` under ``root`` (resumable)."""
+    """Write the region graph tables of ``fragments_url`` under ``root`` (resumable).
+
+    ``faces``: "affinity" (1 - the affinity of each face; needs affinities), "boundary" (the
+    larger boundary value of the face's voxels) or "auto" (affinity for affinities)."""
     refuse_overwriting([root], [fragments_url, boundaries_url], "petaseg graph (tables)")
     meta = graph_grid(fragments_url, block_shape)
     bvol = open_volume(boundaries_url)
@@ -131,12 +169,15 @@ def run_graph(
         )
     if not 1 <= nbins <= 1024:
         raise InputError(f"histogram bins must be 1..1024, got {nbins}")
+    channels = face_table(bvol, faces)
     meta.update({"boundaries": boundaries_url, "nbins": nbins})
+    if channels is not None:  # boundary-map runs keep their parameters (and so resume)
+        meta.update({"faces": "affinity", "face_channels": channels})
     write_json(f"{root}/graph/meta.json", meta)
     task = grid_task(
         "graph",
         meta,
-        GraphBlock(meta["fragments"], boundaries_url, root, nbins, meta["scheme"]),
+        GraphBlock(meta["fragments"], boundaries_url, root, nbins, meta["scheme"], channels),
         f"{root}/graph",
         meta,
         blocks_per_task=blocks_per_task(meta["block_shape"]),

@@ -21,7 +21,7 @@ import numpy as np
 from distributed import Client
 
 from pipeline.errors import InputError
-from pipeline.geometry import Roi
+from pipeline.io.affinities import affinity_offsets, read_affinities
 from pipeline.io.volume import Volume, open_input, open_volume
 from pipeline.runner.blockwise import Block, RunReport, run_blockwise
 from pipeline.runner.cache import cached
@@ -29,30 +29,6 @@ from pipeline.runner.tasks import volume_task
 from pipeline.seg.ids import ids_from_local
 from pipeline.seg.mutex import MutexParams, mutex_segments
 from pipeline.stages.fragments import DEFAULT_BLOCK, blocks_per_task, create_fragments
-
-
-def affinity_offsets(vol: Volume) -> list[list[int]]:
-    """The offsets stored with an affinity volume (the predict stage writes them), checked."""
-    offsets = vol.attrs.get("offsets")
-    if vol.channels is None or not offsets:
-        raise InputError(
-            f"{vol.url} holds no affinities with offsets (attribute 'offsets', one per channel): "
-            "the mutex watershed needs an affinity model's prediction (petaseg predict)"
-        )
-    if len(offsets) != vol.channels or any(len(o) != 3 for o in offsets):
-        raise InputError(
-            f"{vol.url} has {vol.channels} channels but offsets {offsets}: one (z, y, x) offset "
-            "per channel is needed"
-        )
-    return [[int(v) for v in o] for o in offsets]
-
-
-def read_affinities(vol: Volume, roi: Roi) -> np.ndarray:
-    """Affinities of ``roi`` as float32 in [0, 1] (uint8 storage is scaled by 1/255)."""
-    data = vol.read(roi)
-    if data.dtype == np.uint8:
-        return data.astype(np.float32) / 255.0
-    return np.clip(np.asarray(data, np.float32), 0.0, 1.0)
 
 
 def block_ids(segments: np.ndarray, begin: Sequence[int], shape: Sequence[int]) -> np.ndarray:

@@ -34,22 +34,25 @@ def mutex_params(section: FragmentsStage) -> MutexParams:
 
 
 def fragments(ctx: RunContext) -> dict[str, Any]:
-    """Watershed fragments of the boundary map, or (``method: mutex``) mutex-watershed
-    fragments of the affinities; the later steps take either."""
+    """Watershed fragments of the boundary map, (``method: affinity_watershed``) watershed
+    fragments over the faces' affinities, or (``method: mutex``) mutex-watershed fragments of
+    the affinities; the later steps take any."""
     section, url = ctx.stages.fragments, ctx.values["fragments"]
+    args = (ctx.values["boundaries"], url)
     if section.method == "mutex":
-        run, params = run_mutex_fragments, mutex_params(section)
+        report = run_mutex_fragments(
+            *args, mutex_params(section), section.block, section.context, ctx.client, ctx.progress
+        )
     else:
-        run, params = run_fragments, fragment_params(section)
-    report = run(
-        ctx.values["boundaries"],
-        url,
-        params,
-        section.block,
-        section.context,
-        ctx.client,
-        ctx.progress,
-    )
+        report = run_fragments(
+            *args,
+            fragment_params(section),
+            section.block,
+            section.context,
+            ctx.client,
+            ctx.progress,
+            method=section.method,
+        )
     return {
         "fragments": url,
         "voxels": voxels(url),
@@ -67,6 +70,7 @@ def graph(ctx: RunContext) -> dict[str, Any]:
         ctx.stages.graph.bins,
         client=ctx.client,
         progress=ctx.progress,
+        faces=ctx.stages.graph.faces,
     )
     return {
         "tables": tables,
@@ -151,7 +155,20 @@ FRAGMENTS = Step(
     config=fragments_config,
     writes=fragments_output,
 )
-GRAPH = Step("graph", ("fragments", "boundaries"), ("tables",), graph, writes=tables_output)
+
+
+def graph_config(ctx: RunContext) -> dict[str, Any]:
+    return ctx.stages.graph.hashed()
+
+
+GRAPH = Step(
+    "graph",
+    ("fragments", "boundaries"),
+    ("tables",),
+    graph,
+    config=graph_config,
+    writes=tables_output,
+)
 AGGLOMERATE = Step("agglomerate", ("tables",), (), agglomerate, writes=tables_output)
 SEGMENT = Step("segment", ("tables",), ("luts",), segment, writes=tables_output)
 RELABEL = Step(

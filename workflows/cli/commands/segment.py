@@ -52,8 +52,16 @@ KeepGtZero = Annotated[
 FragmentMethod = Annotated[
     str,
     typer.Option(
-        help="watershed (of a boundary map) or mutex (mutex watershed of affinities with "
-        "long-range offsets, as an affinity model predicts them)"
+        help="watershed (of a boundary map; of 1 - mean of nearest-neighbour affinities), "
+        "affinity_watershed (seeded watershed over the faces' affinities) or mutex (mutex "
+        "watershed of affinities with long-range offsets, as an affinity model predicts them)"
+    ),
+]
+GraphFaces = Annotated[
+    str,
+    typer.Option(
+        help="value of a contact face in the region graph: affinity (1 - the face's affinity), "
+        "boundary (larger boundary value of its voxels) or auto (affinity for affinities)"
     ),
 ]
 BiasShort = Annotated[
@@ -77,6 +85,7 @@ SEGMENT_OPTIONS = {  # workflow key -> the option of `petaseg segment` it comes 
     "fragments.block": "--block",
     "fragments.context": "--context",
     "graph.bins": "--bins",
+    "graph.faces": "--faces",
     "agglomerate.scoring": "--scoring",
     "agglomerate.max_global_edges": "--max-global-edges",
     "agglomerate.local_threshold": "--local-threshold",
@@ -156,6 +165,7 @@ def segment(
     method: FragmentMethod = "watershed",
     bias_short: BiasShort = 0.5,
     bias_long: BiasLong = 0.5,
+    faces: GraphFaces = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Boundary map (or affinities) -> fragments -> region graph -> agglomeration ->
@@ -176,7 +186,7 @@ def segment(
             "block": parse_zyx(block, "block"),
             "context": parse_context(context),
         },
-        "graph": {"bins": bins},
+        "graph": {"bins": bins, "faces": faces},
         "agglomerate": {
             "scoring": scoring,
             "max_global_edges": max_global_edges,
@@ -208,9 +218,15 @@ def fragments(
     alpha: Alpha = 0.9,
     min_size: MinSize = 50,
     mode: Mode = "3d",
+    method: FragmentMethod = "watershed",
 ) -> None:
     """Seeded-watershed fragments with block-independent uint64 ids (resumable)."""
-    from pipeline.stages.fragments import run_fragments
+    from pipeline.stages.fragments import METHODS, run_fragments
+
+    if method not in METHODS:
+        raise InputError(
+            f"--method {method!r}: use {' or '.join(METHODS)} (mutex: petaseg segment --method)"
+        )
 
     params = fragment_params(ws_threshold, sigma_seeds, sigma_weights, alpha, min_size, mode)
     with client_for(cluster) as client:
@@ -221,6 +237,7 @@ def fragments(
             parse_zyx(block, "block"),
             parse_context(context),
             client=client,
+            method=method,
         )
     print(f"fragments: {r.blocks_run} blocks written, {r.blocks_skipped} already done")
 
@@ -232,12 +249,18 @@ def graph(
     bins: Bins = 32,
     block: ForeignBlock = None,
     cluster: Cluster = None,
+    faces: GraphFaces = "auto",
 ) -> None:
-    """Region adjacency graph with boundary statistics, one Parquet table per block."""
+    """Region adjacency graph with boundary (or affinity) statistics, one Parquet table per
+    block."""
     from pipeline.stages.graph import run_graph
 
+    if faces not in ("auto", "affinity", "boundary"):
+        raise InputError(f"--faces {faces!r}: use auto, affinity or boundary")
     with client_for(cluster) as client:
-        r = run_graph(fragments, boundaries, tables, bins, parse_zyx(block, "block"), client)
+        r = run_graph(
+            fragments, boundaries, tables, bins, parse_zyx(block, "block"), client, faces=faces
+        )
     print(f"graph: {r.blocks_run} blocks written, {r.blocks_skipped} already done")
 
 
