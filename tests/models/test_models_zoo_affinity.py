@@ -1,0 +1,58 @@
+"""The shipped affinity model fib-affinity-v2: loads by name, describes its offsets, and reaches
+on its held-out sections (z 130..159 of the FIB medulla crop, never trained on) the figures its
+model card states (affinity F1 at 0.5 and average precision over all channels)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from models.zoo import ZOO, available, load_model, model_path
+from tests.conftest import shared_file
+
+NAME = "fib-affinity-v2"
+
+
+def card_figure(key: str) -> float:
+    text = (ZOO / f"{NAME}.md").read_text()
+    match = re.search(rf"^{key}: ([0-9.]+)$", text, re.M)
+    assert match, f"model card {NAME}.md states no '{key}: <number>' line"
+    return float(match.group(1))
+
+
+def test_affinity_model_loads_by_name_and_describes_its_offsets():
+    assert NAME in available()
+    assert model_path(NAME).stat().st_size < 50 * 2**20
+    model = load_model(NAME)
+    spec = model.spec
+    assert (spec.in_channels, spec.output, spec.ndim) == (1, "affinity", 3)
+    assert spec.offsets[:3] == ((-1, 0, 0), (0, -1, 0), (0, 0, -1))  # nearest neighbours first
+    assert len(spec.offsets) == spec.out_channels == 9 and model.aux_channels == 0
+    assert model.metadata["train_z"] == [0, 130] and model.metadata["val_z"] == [130, 160]
+    with torch.no_grad():
+        out = model(torch.zeros(1, 1, 16, 24, 32))
+    assert out.shape == (1, 9, 16, 24, 32)
+
+
+@pytest.mark.realdata
+def test_affinity_model_reaches_its_card_figures_on_held_out_sections():
+    import h5py
+
+    from models.volumetric.predict import cpu_has_native_bf16
+    from models.volumetric.validation import validate
+
+    path = shared_file("fib_medulla_flyem/fib_medulla_train.h5")
+    with h5py.File(path, "r") as f:
+        raw = f["volumes/raw"][130:160]
+        labels = f["volumes/labels/neuron_ids"][130:160]
+    torch.set_num_threads(2)
+    model = load_model(NAME)
+    bf16 = cpu_has_native_bf16()
+    scores = validate(model, raw, labels, "bce_dice", "bf16" if bf16 else "fp32")
+    suffix = "_bf16" if bf16 else ""
+    assert scores["f1"] == pytest.approx(card_figure(f"val_affinity_f1{suffix}"), abs=0.005)
+    assert scores["ap"] == pytest.approx(card_figure(f"val_average_precision{suffix}"), abs=0.005)
+    assert np.isfinite(scores["pred"]).all()
