@@ -14,7 +14,7 @@ import yaml
 from benchmarks.accuracy_data import REPO
 
 EXAMPLE = REPO / "workflows" / "examples" / "fib_medulla.yaml"
-GRID = tuple(round(0.05 * i, 2) for i in range(2, 20))  # 0.10 .. 0.95
+GRID = (0.02, 0.05) + tuple(round(0.05 * i, 2) for i in range(2, 20))  # 0.02, 0.05, 0.10 .. 0.95
 BIASES = (0.3, 0.5, 0.7, 0.9)  # mutex bias_long (bias_short 0.5)
 FRAGMENT_THRESHOLDS = (0.2, 0.35, 0.5)  # watershed; 0.5 is the example workflow's
 BETAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # multicut boundary bias
