@@ -24,15 +24,12 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from pipeline.seg.flood import interior, padded
+from pipeline.seg.flood import CHUNK, interior, padded  # CHUNK: the same chunked bucket queue
 from pipeline.seg.scratch import scratch
 from pipeline.seg.small import small_fragment_roots
 from pipeline.seg.watershed import Basins, FragmentParams, _empty, watershed_seeds
 
 LEVELS = 1 << 16
-
-
-CHUNK = 64  # queue entries per chunk of a bucket
 
 
 @numba.njit(cache=True, nogil=True)

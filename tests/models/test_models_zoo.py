@@ -15,11 +15,20 @@ from tests.conftest import shared_file
 NAME = "fib-boundary-v1"
 
 
-def card_figure(key: str) -> float:
-    text = (ZOO / f"{NAME}.md").read_text()
+def card_figure(key: str, name: str = NAME) -> float:
+    text = (ZOO / f"{name}.md").read_text()
     match = re.search(rf"^{key}: ([0-9.]+)$", text, re.M)
-    assert match, f"model card {NAME}.md states no '{key}: <number>' line"
+    assert match, f"model card {name}.md states no '{key}: <number>' line"
     return float(match.group(1))
+
+
+def held_out_sections():
+    """Raw and neuron ids of z 130..159 of the FIB crop (never trained on by the zoo models)."""
+    import h5py
+
+    path = shared_file("fib_medulla_flyem/fib_medulla_train.h5")
+    with h5py.File(path, "r") as f:
+        return f["volumes/raw"][130:160], f["volumes/labels/neuron_ids"][130:160]
 
 
 def test_shipped_model_loads_by_name_and_describes_itself():
@@ -39,16 +48,11 @@ def test_shipped_model_loads_by_name_and_describes_itself():
 
 @pytest.mark.realdata
 def test_shipped_model_reaches_its_card_figures_on_held_out_sections():
-    import h5py
-
     from models.volumetric.metrics import average_precision, f1_score
     from models.volumetric.predict import cpu_has_native_bf16, predict_volume
     from models.volumetric.targets import boundary_map
 
-    path = shared_file("fib_medulla_flyem/fib_medulla_train.h5")
-    with h5py.File(path, "r") as f:
-        raw = f["volumes/raw"][130:160]
-        labels = f["volumes/labels/neuron_ids"][130:160]
+    raw, labels = held_out_sections()
     torch.set_num_threads(2)
     model = load_model(NAME)
     # bf16 is the fast path where the CPU has it natively (emulated it is many times slower than

@@ -4,23 +4,19 @@ model card states (affinity F1 at 0.5 and average precision over all channels)."
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 import torch
 
-from models.zoo import ZOO, available, load_model, model_path
-from tests.conftest import shared_file
+from models.zoo import available, load_model, model_path
+from tests.models.test_models_zoo import card_figure as card_figure_of
+from tests.models.test_models_zoo import held_out_sections
 
 NAME = "fib-affinity-v2"
 
 
 def card_figure(key: str) -> float:
-    text = (ZOO / f"{NAME}.md").read_text()
-    match = re.search(rf"^{key}: ([0-9.]+)$", text, re.M)
-    assert match, f"model card {NAME}.md states no '{key}: <number>' line"
-    return float(match.group(1))
+    return card_figure_of(key, NAME)
 
 
 def test_affinity_model_loads_by_name_and_describes_its_offsets():
@@ -39,15 +35,10 @@ def test_affinity_model_loads_by_name_and_describes_its_offsets():
 
 @pytest.mark.realdata
 def test_affinity_model_reaches_its_card_figures_on_held_out_sections():
-    import h5py
-
     from models.volumetric.predict import cpu_has_native_bf16
     from models.volumetric.validation import validate
 
-    path = shared_file("fib_medulla_flyem/fib_medulla_train.h5")
-    with h5py.File(path, "r") as f:
-        raw = f["volumes/raw"][130:160]
-        labels = f["volumes/labels/neuron_ids"][130:160]
+    raw, labels = held_out_sections()
     torch.set_num_threads(2)
     model = load_model(NAME)
     bf16 = cpu_has_native_bf16()
