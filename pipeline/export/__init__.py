@@ -10,7 +10,7 @@ from pipeline.export.precomputed import (
     read_state_file,
 )
 from pipeline.export.serve import DataServer
-from pipeline.export.sharded_run import default_mesh_level
+from pipeline.export.sharded_run import default_mesh_level, default_skeleton_level
 from pipeline.export.view import open_viewer
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "ExportResult",
     "ObjectParams",
     "default_mesh_level",
+    "default_skeleton_level",
     "export",
     "export_image",
     "export_segmentation",

@@ -55,7 +55,8 @@ class ObjectParams:
     skeleton_const_vox: float = 30.0
     dust_vox: int = 0  # pieces smaller than this per block are not skeletonized
     format: str = "sharded"  # "sharded" (multilod_draco + sharded skeletons) or "legacy"
-    mesh_level: int | None = None  # scale level to mesh/skeletonize; None: see sharded_run
+    mesh_level: int | None = None  # scale level to mesh; None: see sharded_run
+    skeleton_level: int | None = None  # scale level to skeletonize; None: see sharded_run
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -161,11 +162,14 @@ class ObjectsBlock:
         level: int = 0,
         only: frozenset | None = None,
         touched: np.ndarray | None = None,
+        skeleton_level: int | None = None,
     ):
         self.layer, self.buckets, self.params, self.level = layer, buckets, params, level
         self.shape, self.res, self.voxel_offset = level_geometry(info, level)
         self.res0 = level_geometry(info, 0)[1]
         self.only, self.touched = only, touched
+        self.skeleton_level = level if skeleton_level is None else skeleton_level
+        self.skeleton_geometry = level_geometry(info, self.skeleton_level)
 
     def __call__(self, block: Block) -> None:
         if self.only is not None and block.block_id not in self.only:
@@ -173,13 +177,7 @@ class ObjectsBlock:
         res = self.res
         vol_roi = Roi(self.voxel_offset, self.shape).to_world(res)
         read = block.write_roi.grow((0, 0, 0), res).intersect(vol_roi)
-        v = read.to_voxels(res)
-        level = self.level
-        cv = cached(f"cv:{self.layer}:{level}", lambda: open_cloudvolume(self.layer, level))
-        sl = tuple(slice(b, e) for b, e in zip(v.begin[::-1], v.end[::-1], strict=True))
-        labels = np.asarray(cv[sl])[..., 0].transpose(2, 1, 0)  # zyx
-        if self.touched is not None:
-            labels = np.where(np.isin(labels, self.touched), labels, 0).astype(labels.dtype)
+        labels = self._read(self.level, read, res)
         own = tuple(slice(0, s // r) for s, r in zip(block.write_roi.shape, res, strict=True))
         ids, counts = fastremap.unique(labels[own], return_counts=True)
         keep = ids != 0
@@ -189,8 +187,37 @@ class ObjectsBlock:
         if self.params.meshes:
             self._mesh(labels, read, vol_roi, origin, meshes)
         if self.params.skeletons:
-            self._skeletonize(labels, origin, skels)
+            if self.skeleton_level != self.level:
+                read = self._skeleton_roi(block.write_roi, vol_roi)
+                labels = self._read(self.skeleton_level, read, self.skeleton_geometry[1])
+            if labels.size:
+                origin = np.array(read.begin, np.float64)
+                self._skeletonize(labels, origin, self.skeleton_geometry[1], skels)
         self._save(block, ids, counts, meshes, skels)
+
+    def _read(self, level: int, roi: Roi, res: tuple) -> np.ndarray:
+        """Labels of ``roi`` (nm) at scale ``level`` (voxel size ``res``), zyx; only the
+        touched segments if given."""
+        v = roi.to_voxels(res)
+        cv = cached(f"cv:{self.layer}:{level}", lambda: open_cloudvolume(self.layer, level))
+        sl = tuple(slice(b, e) for b, e in zip(v.begin[::-1], v.end[::-1], strict=True))
+        labels = np.asarray(cv[sl])[..., 0].transpose(2, 1, 0)  # zyx
+        if self.touched is not None:
+            labels = np.where(np.isin(labels, self.touched), labels, 0).astype(labels.dtype)
+        return labels
+
+    def _skeleton_roi(self, write_roi: Roi, vol_roi: Roi) -> Roi:
+        """The block's part of the skeleton level: its bounds rounded down to that level's
+        voxels (so neighbouring blocks still tile the level), the volume's end kept, plus one
+        voxel on the + side as for meshes."""
+        shape, res, offset = self.skeleton_geometry
+        level_roi = Roi(offset, shape).to_world(res)
+        begin = [b // r * r for b, r in zip(write_roi.begin, res, strict=True)]
+        end = [
+            le if e >= ve else e // r * r
+            for e, ve, le, r in zip(write_roi.end, vol_roi.end, level_roi.end, res, strict=True)
+        ]
+        return Roi.from_bounds(begin, end).grow((0, 0, 0), res).intersect(level_roi)
 
     def _save(self, block: Block, ids, counts, meshes: _Pieces, skels: _Pieces) -> None:
         shards_sizes = self.buckets.of(ids)
@@ -252,10 +279,9 @@ class ObjectsBlock:
             return m
         return zmesh.simplify_fqmr(m, target_count=target, preserve_border=True)
 
-    def _skeletonize(self, labels: np.ndarray, origin: np.ndarray, out: _Pieces) -> None:
+    def _skeletonize(self, labels: np.ndarray, origin: np.ndarray, res, out: _Pieces) -> None:
         import kimimaro
 
-        res = self.res
         params = {
             "scale": self.params.skeleton_scale,
             "const": self.params.skeleton_const_vox * min(self.res0),

@@ -45,7 +45,12 @@ from pipeline.export.layers import (
 from pipeline.export.objects import ObjectParams, write_objects
 from pipeline.export.scales import level_factors
 from pipeline.export.sharded import SizeCounter
-from pipeline.export.sharded_run import default_mesh_level, object_layout, write_sharded_objects
+from pipeline.export.sharded_run import (
+    default_mesh_level,
+    default_skeleton_level,
+    object_layout,
+    write_sharded_objects,
+)
 from pipeline.export.state import state_url, viewer_state, write_point_annotations
 from pipeline.io.cloud import cloudpath
 from pipeline.io.fs import filesystem, join
@@ -168,15 +173,18 @@ def export_segmentation(
 
 
 def _sharded_layout(info: dict, objects: ObjectParams, object_block: Sequence[int]) -> dict:
-    level = objects.mesh_level
+    level, skeleton_level = objects.mesh_level, objects.skeleton_level
     if level is None:
         level = default_mesh_level(info, objects.min_size)
-    if not 0 <= level < len(info["scales"]):
-        raise InputError(
-            f"--mesh-level {level}: the layer has levels 0..{len(info['scales']) - 1}; "
-            "choose one of them (or raise --levels)"
-        )
-    return object_layout(info, level, object_block)
+    if skeleton_level is None:
+        skeleton_level = default_skeleton_level(info, objects.min_size)
+    for option, value in (("--mesh-level", level), ("--skeleton-level", skeleton_level)):
+        if not 0 <= value < len(info["scales"]):
+            raise InputError(
+                f"{option} {value}: the layer has levels 0..{len(info['scales']) - 1}; "
+                "choose one of them (or raise --levels)"
+            )
+    return object_layout(info, level, object_block, skeleton_level)
 
 
 def export(

@@ -97,8 +97,10 @@ def test_meshes_and_skeletons_lie_on_their_segments(proofread):
         lo, hi = (where.min(0) * 10)[::-1], ((where.max(0) + 1) * 10)[::-1]
         assert np.all(mesh.vertices.min(0) >= lo - 40), seg
         assert np.all(mesh.vertices.max(0) <= hi + 40), seg
-        skel = cv.skeleton.get(seg)
+        skel = cv.skeleton.get(seg)  # skeletonized at level 2 (40 nm), meshed at level 1
         assert len(skel.edges) >= 1
+        assert np.all(skel.vertices.min(0) >= lo - 80), seg
+        assert np.all(skel.vertices.max(0) <= hi + 80), seg
     props = json.loads((seg_dir / "segment_properties" / "info").read_text())
     sizes = next(p for p in props["inline"]["properties"] if p["id"] == "size")["values"]
     got = dict(zip((int(i) for i in props["inline"]["ids"]), sizes, strict=True))
@@ -191,8 +193,17 @@ def test_large_meshes_get_several_levels_of_detail():
     assert len(coarse.faces) < 0.6 * faces[0]  # each level halves the triangles
 
 
+def test_skeletons_come_from_a_coarser_level_than_meshes(proofread):
+    record = json.loads((proofread["out"] / "segmentation" / "objects" / "export.json").read_text())
+    assert (record["mesh_level"], record["skeleton_level"]) == (1, 2)
+
+
 def test_default_mesh_level_keeps_min_size_segments():
-    from pipeline.export import default_mesh_level
+    from pipeline.export import default_mesh_level, default_skeleton_level
+
+    levels = {"scales": [{"resolution": [r, r, r]} for r in (10, 20, 40, 80)]}
+    assert default_skeleton_level(levels, 1000) == 2  # 64 voxels per cell: 15 left of 1000
+    assert default_skeleton_level(levels, 4096) == 3 and default_skeleton_level(levels, 8) == 0
 
     iso = {"scales": [{"resolution": [r, r, r]} for r in (10, 20, 40, 80)]}
     assert default_mesh_level(iso, 1000) == 1  # 8 voxels per cell: 125 left of 1000

@@ -16,8 +16,15 @@ ObjectBlock = Annotated[
 MeshLevel = Annotated[
     int | None,
     typer.Option(
-        help="scale level to mesh and skeletonize (0 = full resolution; default: the coarsest "
-        "level where a --min-size segment keeps 64 voxels)"
+        help="scale level to mesh (0 = full resolution; default: the coarsest level where a "
+        "--min-size segment keeps 64 voxels)"
+    ),
+]
+SkeletonLevel = Annotated[
+    int | None,
+    typer.Option(
+        help="scale level to skeletonize (0 = full resolution; default: the coarsest level "
+        "where a --min-size segment keeps 8 voxels)"
     ),
 ]
 Unsharded = Annotated[
@@ -58,6 +65,7 @@ def export(
     ] = 1000,
     object_block: ObjectBlock = "128,128,128",
     mesh_level: MeshLevel = None,
+    skeleton_level: SkeletonLevel = None,
     unsharded: Unsharded = False,
     edit_log: EditLogPath = None,
     version: Version = None,
@@ -77,6 +85,7 @@ def export(
         min_size=min_size,
         format="legacy" if unsharded else "sharded",
         mesh_level=mesh_level,
+        skeleton_level=skeleton_level,
     )
     with client_for(cluster) as client:
         result = run_export(
