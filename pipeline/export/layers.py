@@ -155,7 +155,7 @@ class PyramidBlock:
         sl = tuple(
             slice(o + s, o + e) for s, e, o in zip(start[::-1], end[::-1], off[::-1], strict=True)
         )
-        cv[sl] = np.ascontiguousarray(data.transpose(2, 1, 0))[..., None]
+        cv[sl] = data.transpose(2, 1, 0)[..., None]  # x, y, z, c: a view, no copy
 
 
 def write_pyramid(

@@ -23,7 +23,8 @@ MAX_LODS = 4
 def _morton(pos: np.ndarray) -> np.ndarray:
     """Z-curve order keys of integer (x, y, z) grid positions."""
     key = np.zeros(len(pos), np.uint64)
-    for bit in range(21):
+    bits = int(pos.max()).bit_length() if len(pos) else 0  # positions are small: few bits
+    for bit in range(min(21, bits)):
         for axis in range(3):
             b = (pos[:, axis].astype(np.uint64) >> np.uint64(bit)) & np.uint64(1)
             key |= b << np.uint64(3 * bit + axis)

@@ -27,6 +27,7 @@ from distributed import Client
 
 from pipeline.export.layers import level_geometry
 from pipeline.export.properties import write_segment_properties
+from pipeline.export.weld import weld
 from pipeline.geometry import Roi, in_nm
 from pipeline.io.cloud import cloudpath, open_cloudvolume, skeleton_class
 from pipeline.io.fs import filesystem, join, write_whole
@@ -351,10 +352,9 @@ class MergeShard:
     def _write_mesh(self, root: str, seg: int, pieces: list) -> None:
         import zmesh
 
-        parts = [zmesh.Mesh(v, e, None) for v, e in pieces]
-        mesh = zmesh.Mesh.concatenate(*parts, id=seg) if len(parts) > 1 else parts[0]
         # identical seam vertices from neighbouring blocks become one vertex
-        mesh = mesh.merge_close_vertices(radius=1e-3 * min(self.res))
+        vertices, faces = weld(pieces, step=1e-3 * min(self.res))
+        mesh = zmesh.Mesh(vertices, faces, None, id=seg)
         _put(join(root, "mesh", f"{seg}:0:1"), mesh.to_precomputed())
         _put(join(root, "mesh", f"{seg}:0"), json.dumps({"fragments": [f"{seg}:0:1"]}).encode())
 

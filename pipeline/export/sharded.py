@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.export.multires import multires_entry
 from pipeline.export.sharding import entry_data, read_entries, shard_numbers, write_shard
+from pipeline.export.weld import weld
 from pipeline.io.cloud import cloudpath, skeleton_class
 from pipeline.io.fs import filesystem, join, write_whole
 from pipeline.runner.blockwise import Block
@@ -160,10 +161,12 @@ class ShardReduce:
         import zmesh
 
         entries, offsets = self._kept("mesh", shard, big, True)
+        scale = np.array(self.res[::-1], np.float64)
         for seg in sorted(big & set(got.meshes)):
-            parts = [zmesh.Mesh(v / np.array(self.res[::-1]), e, None) for v, e in got.meshes[seg]]
-            mesh = zmesh.Mesh.concatenate(*parts, id=seg) if len(parts) > 1 else parts[0]
-            mesh = mesh.merge_close_vertices(radius=1e-3)
+            pieces = [(v / scale, e) for v, e in got.meshes[seg]]
+            if len(pieces) > 1:  # seams between blocks: one vertex each (1e-3 voxel)
+                pieces = [weld(pieces, step=1e-3)]
+            mesh = zmesh.Mesh(pieces[0][0], pieces[0][1], None, id=seg)
             entry = multires_entry(seg, mesh)
             if entry is not None:
                 entries[seg], offsets[seg] = entry
