@@ -14,9 +14,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from pipeline.errors import InputError
-from pipeline.export.scales import downsample_mean, downsample_mode
 from pipeline.io.volume import create_volume, open_volume
 from pipeline.io.zarr_v3 import open_level
+from pipeline.scales import downsample_mean, downsample_mode
 from pipeline.stages.pyramid import run_pyramid
 from tests.support.labels import voronoi
 
