@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorstore as ts
+import zarr
 
 from pipeline.errors import InputError
 from pipeline.export import export_ome_zarr
@@ -43,8 +44,18 @@ def inputs(tmp_path_factory) -> tuple[Path, str, str]:
 def exported(inputs, client):
     d, raw, seg = inputs
     out = str(d / "out.ome.zarr")
-    result = export_ome_zarr(out, raw, {"segmentation": seg}, client, False, chunks=CHUNKS)
+    with pytest.MonkeyPatch.context() as mp:  # several blocks a stage, one shard a block
+        mp.setattr("pipeline.io.volume.SHARD_ABOVE", 1)
+        mp.setattr("pipeline.stages.pyramid.LEVEL_BLOCK", 16)
+        mp.setattr("pipeline.export.ome_zarr.default_block_shape", lambda g, _: (8, 32, 32))
+        result = export_ome_zarr(out, raw, {"segmentation": seg}, client, False, chunks=CHUNKS)
     return out, result
+
+
+def test_every_stage_ran_blockwise_into_shards(exported):
+    out, result = exported
+    assert all(r.blocks_run == r.blocks_total > 1 for r in result.reports[:2]), result.reports
+    assert zarr.open_array(f"{out}/labels/segmentation/s0").shards == (8, 32, 32)
 
 
 def test_image_labels_group_and_label_image_are_valid_ngff_0_5(exported):
