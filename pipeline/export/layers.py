@@ -9,7 +9,6 @@ voxel offset, like cloud-volume's ``add_scale``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -17,13 +16,13 @@ import numpy as np
 from distributed import Client
 
 from pipeline.errors import InputError
-from pipeline.export.scales import Factor, cumulative, downsample_mean, downsample_mode
 from pipeline.geometry import Coord, Roi
 from pipeline.io.cloud import cloudpath, new_layer_info, open_cloudvolume
 from pipeline.io.volume import open_volume
 from pipeline.lut import apply_lut, load_lut_cached
 from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
 from pipeline.runner.cache import cached
+from pipeline.scales import Factor, cumulative, downsample_mean, downsample_mode
 
 
 @dataclass(frozen=True)
@@ -208,13 +207,3 @@ def choose_chunks(shape: Sequence[int], chunks: Sequence[int] | None) -> Coord:
     """Chunks no larger than the volume; 64^3 by default."""
     want = tuple(chunks) if chunks else (64, 64, 64)
     return tuple(max(1, min(c, s)) for c, s in zip(want, shape, strict=True))
-
-
-def levels_for(shape: Sequence[int], chunks: Sequence[int], levels: int | None) -> int:
-    """Default number of levels: until the top level fits one chunk (at most 8)."""
-    if levels is not None:
-        if levels < 1:
-            raise InputError(f"--levels {levels}: need at least 1 level")
-        return levels
-    ratio = max(s / c for s, c in zip(shape, chunks, strict=True))
-    return max(1, min(8, 1 + math.ceil(math.log2(max(ratio, 1.0)))))

@@ -39,11 +39,9 @@ from pipeline.export.layers import (
     LayerGeometry,
     choose_chunks,
     create_layer,
-    levels_for,
     write_pyramid,
 )
 from pipeline.export.objects import ObjectParams, write_objects
-from pipeline.export.scales import level_factors
 from pipeline.export.sharded import SizeCounter
 from pipeline.export.sharded_run import (
     default_mesh_level,
@@ -57,6 +55,7 @@ from pipeline.io.fs import filesystem, join
 from pipeline.io.urls import refuse_overwriting
 from pipeline.io.volume import open_input, open_volume
 from pipeline.proofread.review import read_candidates
+from pipeline.scales import level_factors, levels_for
 
 LOCAL_BASE = "http://127.0.0.1:8000"
 

@@ -5,6 +5,10 @@ neuroglancer and webknossos show them as labels.
 Level ``i`` is level 0 reduced by the cumulative factor ``f``: its voxel size is ``voxel_size *
 f``, and, since a coarse voxel covers ``f`` fine voxels and NGFF places a voxel's value at its
 centre, its translation is ``offset + voxel_size * (f - 1) / 2``.
+
+An image's label images live inside it (NGFF "labels"): ``IMAGE/labels/NAME`` is a multiscale
+label image whose ``image-label`` names its image as ``source`` (``../../``), and the group
+``IMAGE/labels`` lists the names (``labels_group``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["NGFF_VERSION", "image_label", "level_path", "multiscales"]
+__all__ = ["NGFF_VERSION", "image_label", "labels_group", "level_path", "multiscales"]
 
 NGFF_VERSION = "0.5"
 
@@ -64,3 +68,8 @@ def image_label(source_image: str | None = None) -> dict[str, Any]:
     if source_image:
         out["source"] = {"image": source_image}
     return out
+
+
+def labels_group(names: Sequence[str]) -> dict[str, Any]:
+    """The ``ome`` attribute of an image's ``labels`` group: the paths of the label images in it."""
+    return {"version": NGFF_VERSION, "labels": list(names)}

@@ -21,7 +21,7 @@ from pipeline.errors import InputError
 from pipeline.geometry import Coord, Roi
 from pipeline.io.base import Volume, VolumeLayout
 from pipeline.io.fs import filesystem, storage_options
-from pipeline.io.ome import image_label, level_path, multiscales
+from pipeline.io.ome import image_label, labels_group, level_path, multiscales
 
 # errors of our own code, never a damaged store: they are raised as they are
 PROGRAMMING_ERRORS = (IndexError, TypeError, AttributeError, NameError, AssertionError)
@@ -293,6 +293,26 @@ def set_levels(url: str, factors: Sequence[Sequence[int]]) -> None:
     name = (ome.get("multiscales") or [{}])[0].get("name") or vol.url.rsplit("/", 1)[-1]
     fresh = multiscales(name, vol.voxel_size, vol.offset, vol.channels, factors)
     group.attrs["ome"] = {**ome, **fresh}
+
+
+def set_image_label(url: str, source_image: str | None = None) -> None:
+    """Mark the volume at ``url`` as a label image (``ome.image-label``) of ``source_image`` (a
+    path relative to the volume, e.g. ``../../``); the rest of its ``ome`` attribute stays."""
+    group = _open_group(url.rstrip("/"))
+    ome = dict(group.attrs.get("ome") or {})
+    group.attrs["ome"] = {**ome, "image-label": image_label(source_image)}
+
+
+def list_labels(url: str, names: Sequence[str]) -> list[str]:
+    """Create the ``labels`` group ``url`` of an image, or add ``names`` to the label images it
+    lists (its ``ome.labels``; the names listed before stay first). Returns the names listed."""
+    url = url.rstrip("/")
+    opts = storage_options(url) or None
+    group = zarr.open_group(store=_store_url(url), mode="a", zarr_format=3, storage_options=opts)
+    listed = list((group.attrs.get("ome") or {}).get("labels") or [])
+    listed += [n for n in names if n not in listed]
+    group.attrs["ome"] = labels_group(listed)
+    return listed
 
 
 def chunk_grid_check(vol: Volume, block_shape_nm: Sequence[int]) -> None:

@@ -17,19 +17,19 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.export.layers import levels_for
-from pipeline.export.scales import (
-    Factor,
-    cumulative,
-    downsample_mean,
-    downsample_mode,
-    level_factors,
-)
 from pipeline.geometry import Coord, Roi
 from pipeline.io.volume import open_input, output_shards
 from pipeline.io.zarr_v3 import ZarrVolume, create_level, open_level, set_levels
 from pipeline.runner.blockwise import Block, BlockTask, RunReport, run_blockwise
 from pipeline.runner.cache import cached
+from pipeline.scales import (
+    Factor,
+    cumulative,
+    downsample_mean,
+    downsample_mode,
+    level_factors,
+    levels_for,
+)
 
 __all__ = ["level_layout", "run_pyramid"]
 

@@ -12,8 +12,8 @@ import pytest
 from pipeline.errors import InputError
 from pipeline.export.objects import ObjectParams
 from pipeline.export.precomputed import export
-from pipeline.export.scales import downsample_mean, downsample_mode, level_factors
 from pipeline.lut import Lut, lut_bytes
+from pipeline.scales import downsample_mean, downsample_mode, level_factors
 from tests.support.export_data import image_for, voronoi_labels, write_zarr
 
 MIN_SIZE = 3000

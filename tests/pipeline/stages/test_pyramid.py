@@ -4,37 +4,19 @@ tests/pipeline/io/ngff_0_5) and the ome-zarr reader and TensorStore open the res
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorstore as ts
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
 
 from pipeline.errors import InputError
-from pipeline.export.scales import downsample_mean, downsample_mode
 from pipeline.io.volume import create_volume, open_volume
 from pipeline.io.zarr_v3 import open_level
+from pipeline.scales import downsample_mean, downsample_mode
 from pipeline.stages.pyramid import run_pyramid
 from tests.support.labels import voronoi
+from tests.support.ngff import group_attrs, ngff_validator
 
-SCHEMAS = Path(__file__).parents[1] / "io" / "ngff_0_5"
 SHAPE = (24, 70, 70)  # not a multiple of the chunks or of the factors
-
-
-def ngff_validator(name: str) -> Draft202012Validator:
-    resources = []
-    for path in SCHEMAS.glob("*.schema"):
-        schema = json.loads(path.read_text())
-        resources.append((schema["$id"], Resource.from_contents(schema)))
-    registry = Registry().with_resources(resources)
-    return Draft202012Validator(json.loads((SCHEMAS / name).read_text()), registry=registry)
-
-
-def group_attrs(url: str) -> dict:
-    return json.loads((Path(url) / "zarr.json").read_text())["attributes"]
 
 
 @pytest.fixture(scope="module")

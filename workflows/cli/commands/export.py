@@ -1,9 +1,11 @@
-"""``petaseg export`` (Neuroglancer precomputed layers, meshes, skeletons and a viewer state) and
+"""``petaseg export`` (Neuroglancer precomputed layers, meshes, skeletons and a viewer state; or,
+with ``--format ome-zarr``, one OME-Zarr image with the segmentation as its label image) and
 ``petaseg view`` (serve an export folder on 127.0.0.1 and open a Neuroglancer viewer)."""
 
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -40,6 +42,24 @@ EditLogPath = Annotated[
 Version = Annotated[int | None, typer.Option(help="edit log version (default: the latest)")]
 
 
+class ExportFormat(StrEnum):
+    precomputed = "precomputed"
+    ome_zarr = "ome-zarr"
+
+
+Format = Annotated[
+    ExportFormat,
+    typer.Option(
+        "--format",
+        help="precomputed (Neuroglancer layers, meshes, skeletons) or ome-zarr (OUT, e.g. "
+        "x.ome.zarr, is the --image with --segmentation as its label image OUT/labels/NAME)",
+    ),
+]
+LabelName = Annotated[
+    str, typer.Option(help="--format ome-zarr: the label image's name (OUT/labels/NAME)")
+]
+
+
 def export(
     out: Annotated[str, typer.Argument(help="output folder (or s3://, gs:// prefix)")],
     image: Annotated[
@@ -74,8 +94,16 @@ def export(
     ] = "http://127.0.0.1:8000",
     cluster: Cluster = None,
     as_json: AsJson = False,
+    fmt: Format = ExportFormat.precomputed,
+    label_name: LabelName = "segmentation",
 ) -> None:
-    """Export image + segmentation to Neuroglancer precomputed (blockwise, resumable)."""
+    """Export image + segmentation to Neuroglancer precomputed or OME-Zarr (blockwise, resumable)."""
+    if fmt is ExportFormat.ome_zarr:
+        precomputed_only = {"lut": lut, "candidates": candidates, "edit-log": edit_log}
+        _ome_zarr(
+            out, image, segmentation, label_name, levels, chunks, cluster, as_json, precomputed_only
+        )
+        return
     from pipeline.export.objects import ObjectParams
     from pipeline.export.precomputed import export as run_export
 
@@ -149,3 +177,41 @@ def view(
         pass
     finally:
         session.close()
+
+
+def _ome_zarr(
+    out: str,
+    image: str | None,
+    segmentation: str | None,
+    label_name: str,
+    levels: int | None,
+    chunks: str | None,
+    cluster: str | None,
+    as_json: bool,
+    precomputed_only: dict[str, str | None],
+) -> None:
+    """``petaseg export --format ome-zarr``: OUT is the image, the segmentation its label."""
+    from pipeline.errors import InputError
+    from pipeline.export.ome_zarr import export_ome_zarr
+
+    given = [f"--{name}" for name, value in precomputed_only.items() if value is not None]
+    if given:
+        raise InputError(
+            f"{', '.join(given)}: only with --format precomputed; --format ome-zarr copies the "
+            "--image and --segmentation volumes as they are (relabel fragments first)"
+        )
+    if image is None:
+        raise InputError(
+            "--format ome-zarr needs --image: OUT is that image, with --segmentation as its label"
+        )
+    labels = {label_name: segmentation} if segmentation else {}
+    zyx = parse_zyx(chunks, "chunks")
+    with client_for(cluster) as client:
+        result = export_ome_zarr(out, image, labels, client=client, levels=levels, chunks=zyx)
+    if as_json:
+        print_json(result.as_dict())
+        return
+    print(f"image: {result.url} ({result.levels} scale levels)")
+    for name, url in result.labels.items():
+        print(f"label {name}: {url}")
+    print(f"open with: napari {out} (napari-ome-zarr), or ome_zarr.reader in Python")

@@ -1,5 +1,6 @@
-"""Multiscale pyramids: which factor each level uses, and downsampling by mean (image) or mode
-(labels). Arrays are (z, y, x); factors are (z, y, x) too.
+"""Multiscale pyramids, shared by the pyramid stage and the precomputed export: how many levels,
+which factor each level uses, and downsampling by mean (image) or mode (labels). Arrays are
+(z, y, x); factors are (z, y, x) too.
 
 Both go through tinybrain (about 10-35x faster than numpy here). Labels are reduced by a most
 frequent non-zero label of each 2x2x2 (or 1x2x2) cell, so thin neurites survive and a cell is
@@ -15,7 +16,19 @@ from collections.abc import Sequence
 import numpy as np
 import tinybrain
 
+from pipeline.errors import InputError
+
 Factor = tuple[int, int, int]
+
+
+def levels_for(shape: Sequence[int], chunks: Sequence[int], levels: int | None) -> int:
+    """Default number of levels: until the top level fits one chunk (at most 8)."""
+    if levels is not None:
+        if levels < 1:
+            raise InputError(f"--levels {levels}: need at least 1 level")
+        return levels
+    ratio = max(s / c for s, c in zip(shape, chunks, strict=True))
+    return max(1, min(8, 1 + math.ceil(math.log2(max(ratio, 1.0)))))
 
 
 def level_factors(voxel_size: Sequence[int], shape: Sequence[int], levels: int) -> list[Factor]:
