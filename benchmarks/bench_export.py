@@ -3,10 +3,11 @@
 Input: the FIB medulla neuron segmentation of ``../shared/data`` (``volumes/labels/neuron_ids``,
 real neuron shapes) mirror-tiled to ``PETASEG_BENCH_EXPORT_SHAPE`` (default 128x512x512 = 3.4e7
 voxels), each tile's ids offset so they stay unique. petaseg: ``export_segmentation`` with
-meshes and skeletons at default settings (sharded, meshed at the default scale level) on a
-LocalCluster of 2 single-threaded worker processes, from a Zarr volume. igneous 4.37: from the same
-labels already written as precomputed (its input), downsampling to mip 1, sharded meshing at
-mip 1 + sharded multi-resolution merge, sharded skeletonizing at mip 1 + sharded merge, on a
+meshes and skeletons at default settings (sharded, meshed at the default mesh level, 1 here;
+skeletonized at the default skeleton level, 2 here) on a LocalCluster of 2 single-threaded worker
+processes, from a Zarr volume. igneous 4.37, at the same levels: from the same labels already
+written as precomputed (its input), downsampling to mip 2, sharded meshing at mip 1 + sharded
+multi-resolution merge, sharded skeletonizing at mip 2 + sharded merge, on a
 LocalTaskQueue(parallel=2). Files written are counted under each output folder. Wall times swing
 on a shared machine: compare the ratio of one run.
 """
@@ -122,9 +123,10 @@ def igneous_volume(tmp: Path, shape: tuple[int, ...]) -> Any:
 
 
 def igneous_tasks(tmp: Path) -> dict:
-    """igneous on the segmentation at ``tmp/ig``: downsampling to mip 1, sharded meshing at mip 1
-    + sharded multi-resolution merge, sharded skeletonizing at mip 1 + sharded merge, on a
-    LocalTaskQueue(parallel=2). Seconds, CPU seconds and the files it wrote."""
+    """igneous on the segmentation at ``tmp/ig``: downsampling to mip 2, sharded meshing at mip 1
+    + sharded multi-resolution merge, sharded skeletonizing at mip 2 + sharded merge (petaseg's
+    default levels for 10 nm voxels), on a LocalTaskQueue(parallel=2). Seconds, CPU seconds and
+    the files it wrote."""
     import igneous.task_creation as tc
     from taskqueue import LocalTaskQueue
 
@@ -132,11 +134,11 @@ def igneous_tasks(tmp: Path) -> dict:
     written = count_files(tmp / "ig")
     tq = LocalTaskQueue(parallel=2, progress=False)
     steps = [
-        lambda: tc.create_downsampling_tasks(path, mip=0, num_mips=1),
+        lambda: tc.create_downsampling_tasks(path, mip=0, num_mips=2),
         lambda: tc.create_meshing_tasks(path, mip=1, shape=(128, 128, 128), sharded=True),
         lambda: tc.create_sharded_multires_mesh_tasks(path, num_lod=2, progress=False),
         lambda: tc.create_skeletonizing_tasks(
-            path, mip=1, shape=(128, 128, 128), sharded=True,
+            path, mip=2, shape=(64, 64, 64), sharded=True,
             teasar_params={"scale": 1.5, "const": 300}, dust_threshold=1000,
         ),
         lambda: tc.create_sharded_skeleton_merge_tasks(path, dust_threshold=1000, tick_threshold=0),
