@@ -122,6 +122,13 @@ def igneous_volume(tmp: Path, shape: tuple[int, ...]) -> Any:
     return cv
 
 
+def _mip_at_most(path: str, mip: int) -> int:
+    """``mip``, or the highest level igneous made when a small volume has fewer."""
+    from cloudvolume import CloudVolume
+
+    return min(mip, len(CloudVolume(path, progress=False).info["scales"]) - 1)
+
+
 def igneous_tasks(tmp: Path) -> dict:
     """igneous on the segmentation at ``tmp/ig``: downsampling to mip 2, sharded meshing at mip 1
     + sharded multi-resolution merge, sharded skeletonizing at mip 2 + sharded merge (petaseg's
@@ -138,7 +145,7 @@ def igneous_tasks(tmp: Path) -> dict:
         lambda: tc.create_meshing_tasks(path, mip=1, shape=(128, 128, 128), sharded=True),
         lambda: tc.create_sharded_multires_mesh_tasks(path, num_lod=2, progress=False),
         lambda: tc.create_skeletonizing_tasks(
-            path, mip=2, shape=(64, 64, 64), sharded=True,
+            path, mip=_mip_at_most(path, 2), shape=(64, 64, 64), sharded=True,
             teasar_params={"scale": 1.5, "const": 300}, dust_threshold=1000,
         ),
         lambda: tc.create_sharded_skeleton_merge_tasks(path, dust_threshold=1000, tick_threshold=0),
