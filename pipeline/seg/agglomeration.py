@@ -80,9 +80,13 @@ def merge_histograms(hist: np.ndarray) -> np.ndarray:
     float64, so a 16-bin row is one cache line) when it holds counts whose grand total fits, so
     that no sum of rows overflows and every sum is the same as in float64; else float64."""
     h = np.asarray(hist)
-    if h.dtype.kind in "ui" and h.size and h.min() >= 0 and h.sum(dtype=np.uint64) < 2**32:
-        return h.astype(np.uint32)
-    return np.array(h, np.float64)
+    counts = h.dtype.kind in "ui" and h.size and h.min() >= 0 and h.sum(dtype=np.uint64) < 2**32
+    dtype = np.dtype(np.uint32 if counts else np.float64)
+    buf = np.empty(h.size * dtype.itemsize + 64, np.uint8)  # rows start on cache lines
+    start = -buf.ctypes.data % 64
+    out = buf[start : start + h.size * dtype.itemsize].view(dtype).reshape(h.shape)
+    out[...] = h
+    return out
 
 
 def agglomerate(
