@@ -211,11 +211,11 @@ def merge_loop(n_nodes, u, v, cnt, tot, hist, use_hist, q, score, threshold):
                     deg[a] += 1
                     set_slot(table, slot, h, f)
                     n_pairs += 1
-                    _link(rec, r, -1)
+                    rec[f, 2 + (r & 1)] = -1
                     if moved_head == -1:
                         moved_head = r
-                    else:
-                        _link(rec, moved_last, r)
+                    else:  # indexed here, not through _link: no array reference taken
+                        rec[moved_last >> 1, 2 + (moved_last & 1)] = r
                     moved_last = r
                 else:
                     log[n_log, 0], log[n_log, 1] = f, g
