@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.seg.learned import agglomerate_learned
-from pipeline.seg.mergeloop import merge_loop
+from pipeline.seg.mergeloop import histogram_quantiles, merge_loop
 from pipeline.seg.rag import histogram_quantile
 from pipeline.seg.tree_ensemble import TreeEnsemble
 
@@ -75,6 +75,20 @@ def initial_scores(
     return histogram_quantile(hist, scoring.q)
 
 
+def merge_histograms(hist: np.ndarray) -> np.ndarray:
+    """A copy of ``hist`` for the merge loop to add rows of in place: uint32 (half the memory of
+    float64, so a 16-bin row is one cache line) when it holds counts whose grand total fits, so
+    that no sum of rows overflows and every sum is the same as in float64; else float64."""
+    h = np.asarray(hist)
+    counts = h.dtype.kind in "ui" and h.size and h.min() >= 0 and h.sum(dtype=np.uint64) < 2**32
+    dtype = np.dtype(np.uint32 if counts else np.float64)
+    buf = np.empty(h.size * dtype.itemsize + 64, np.uint8)  # rows start on cache lines
+    start = -buf.ctypes.data % 64
+    out = buf[start : start + h.size * dtype.itemsize].view(dtype).reshape(h.shape)
+    out[...] = h
+    return out
+
+
 def agglomerate(
     n_nodes: int,
     u: np.ndarray,
@@ -101,18 +115,26 @@ def agglomerate(
         if ensemble is None:
             raise ValueError("learned scoring needs the fitted edge classifier")
         return agglomerate_learned(n_nodes, u, v, count, total, hist, size, ensemble, threshold)
+    if n_edges >= 2**30 or n_nodes >= 2**31:  # the merge loop keeps them in int32
+        raise ValueError(f"{n_edges} edges, {n_nodes} nodes: at most 2**30 and 2**31")
     use_hist = scoring.kind == "quantile"
-    score = initial_scores(np.asarray(count), np.asarray(total), hist, scoring)
-    hs = np.array(hist, np.float64, copy=True) if use_hist else np.zeros((1, 1))
+    if use_hist:  # compiled, the same floats as initial_scores
+        if hist is None:
+            raise ValueError("quantile scoring needs edge histograms")
+        hs = merge_histograms(hist)
+        score = histogram_quantiles(hs, float(scoring.q))
+    else:
+        hs = np.zeros((1, 1), np.uint32)
+        score = initial_scores(np.asarray(count), np.asarray(total), hist, scoring)
     return merge_loop(
         int(n_nodes),
         np.asarray(u, np.int64),
         np.asarray(v, np.int64),
-        np.array(count, np.float64, copy=True),
-        np.array(total, np.float64, copy=True),
+        np.asarray(count, np.float64),
+        np.asarray(total, np.float64),
         hs,
         use_hist,
         float(scoring.q),
-        np.array(score, np.float64, copy=True),
+        np.asarray(score, np.float64),
         float(threshold),
     )

@@ -15,13 +15,13 @@ def _less(s1, e1, s2, e2):
     return s1 < s2 or (s1 == s2 and e1 < e2)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _place(heap, pos, i, s, e):
     heap[i, 0], heap[i, 1] = s, e
     pos[np.int64(e)] = i
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _sift_down(heap, pos, size, i):
     s, e = heap[i, 0], heap[i, 1]
     while True:
@@ -39,7 +39,7 @@ def _sift_down(heap, pos, size, i):
     _place(heap, pos, i, s, e)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _sift_up(heap, pos, i):
     s, e = heap[i, 0], heap[i, 1]
     while i > 0:
@@ -51,20 +51,22 @@ def _sift_up(heap, pos, i):
     _place(heap, pos, i, s, e)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def new_heap(score):
     """The heap of every edge e at score[e], and the positions of the edges in it."""
     n = score.size
-    heap = np.empty((n, 2), np.float64)
+    buf = np.empty((n + 4, 2), np.float64)
+    start = (-(buf.ctypes.data + 16) % 64) // 16  # the 4 children of an entry: one cache line
+    heap = buf[start : start + n]
     heap[:, 0] = score
     heap[:, 1] = np.arange(n)
-    pos = np.arange(n)
+    pos = np.arange(n).astype(np.int32)
     for i in range((n - 2) // 4, -1, -1):
         _sift_down(heap, pos, n, i)
     return heap, pos
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def remove(heap, pos, size, e):
     """Take edge ``e`` out of a heap of ``size`` entries (it then holds ``size - 1``)."""
     i = pos[e]
@@ -79,7 +81,7 @@ def remove(heap, pos, size, e):
         _sift_down(heap, pos, last, i)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def pop(heap, pos, size):
     """The smallest entry (score, edge), taken out of the heap."""
     s, e = heap[0, 0], np.int64(heap[0, 1])
@@ -87,7 +89,7 @@ def pop(heap, pos, size):
     return s, e
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def rescore(heap, pos, size, e, s):
     """Give edge ``e`` (in the heap) the score ``s``."""
     i = pos[e]

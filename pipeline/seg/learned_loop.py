@@ -17,9 +17,38 @@ import numpy as np
 
 from pipeline.seg.edge_features import N_FEATURES, SIZE_CAP, fill_features
 from pipeline.seg.edgeheap import new_heap, pop, remove, rescore
-from pipeline.seg.mergeloop import incidence_lists, pair_table
-from pipeline.seg.pairtable import grown, pair_key, pair_slot
+from pipeline.seg.pairtable import grown, new_pairs, pair_key, pair_slot
 from pipeline.seg.tree_ensemble import ensemble_proba
+
+
+@numba.njit(cache=True, nogil=True)
+def incidence_lists(n_nodes, end0, end1):
+    """Each node's list of incidence records (head, last, next) and its degree."""
+    n_rec = 2 * end0.size
+    head = np.full(n_nodes, -1, np.int64)
+    last = np.full(n_nodes, -1, np.int64)
+    nxt = np.full(n_rec, -1, np.int64)
+    deg = np.zeros(n_nodes, np.int64)
+    for r in range(n_rec):
+        node = end0[r >> 1] if r & 1 == 0 else end1[r >> 1]
+        if head[node] == -1:
+            head[node] = r
+        else:
+            nxt[last[node]] = r
+        last[node] = r
+        deg[node] += 1
+    return head, last, nxt, deg
+
+
+@numba.njit(cache=True, nogil=True)
+def pair_table(n_nodes, end0, end1):
+    """The pair hash table (a node pair -> its edge) of the initial edges."""
+    table = new_pairs(max(16, 1 << int(np.ceil(np.log2(2 * end0.size + 1)))))
+    for e in range(end0.size):
+        key = pair_key(end0[e], end1[e], n_nodes)
+        s = pair_slot(table, key)
+        table[s, 0], table[s, 1] = key, e
+    return table
 
 
 @numba.njit(cache=True, nogil=True)

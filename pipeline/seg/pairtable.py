@@ -43,3 +43,61 @@ def grown(table):
             t = pair_slot(out, table[s, 0])
             out[t, 0], out[t, 1] = table[s, 0], table[s, 1]
     return out
+
+
+# Edge-verified table: 8-byte slots (fingerprint << 32 | edge + 1), for loops that keep each
+# edge's two ends in row ``e`` of an int32 array (columns 0 and 1; a negative end 0 marks a dead
+# edge). A slot holds no key: a fingerprint match is confirmed by the ends of its edge, so an
+# entry left behind by an edge that moved or died never matches (a dead edge has a dead end or
+# none at all), and the table stays a quarter of the keyed one above.
+
+_FP = np.uint64(32)
+_LOW = np.uint64(0xFFFFFFFF)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def pair_hash(a, b, n):
+    """The 32-bit hash of the unordered pair ``a``, ``b`` (both < ``n``): the top half of a
+    Fibonacci hash, whose top bits also give the home slot."""
+    return (pair_key(a, b, n) * _GOLDEN) >> _FP
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def home_slot(table, h):
+    """Where hash ``h`` starts probing in ``table``: its top bits (capacity <= 2**32)."""
+    return np.int64((h * np.uint64(table.size)) >> _FP)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def find_edge(table, h, a, b, ends):
+    """The slot of the live edge joining ``a`` and ``b`` (hash ``h``) and that edge, or the
+    empty slot where it belongs and -1."""
+    mask = table.size - 1
+    s = home_slot(table, h)
+    while table[s] != 0:
+        if table[s] >> _FP == h:
+            g = np.int64(table[s] & _LOW) - 1
+            e0, e1 = ends[g, 0], ends[g, 1]
+            if (e0 == a and e1 == b) or (e0 == b and e1 == a):
+                return s, g
+        s = (s + 1) & mask
+    return s, np.int64(-1)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def set_slot(table, s, h, e):
+    table[s] = (h << _FP) | np.uint64(e + 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def grown_edges(table):
+    """The same entries in an edge-verified table of twice the capacity."""
+    out = np.zeros(2 * table.size, np.uint64)
+    mask = out.size - 1
+    for x in table:
+        if x != 0:
+            s = home_slot(out, x >> _FP)
+            while out[s] != 0:
+                s = (s + 1) & mask
+            out[s] = x
+    return out

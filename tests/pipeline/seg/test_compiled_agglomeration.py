@@ -1,7 +1,9 @@
 """The compiled agglomeration (``mergeloop``, ``edgeheap``) gives exactly the merge scores of the
 pure-Python version it replaced (``benchmarks/reference/agglomeration.py``): on random graphs with tied scores,
-with a threshold, and on the region graph of real FIB data; and its heap pops the
-smallest (score, edge) through rescoring and removals."""
+with a threshold, with fractional or very large histograms, and on the region graph of real FIB
+data; its heap pops the smallest (score, edge) through rescoring and removals; its edge-verified
+pair table finds the live edge of a pair after edges moved or died; and its compiled quantiles
+are the floats of ``rag.histogram_quantile``."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ import numpy as np
 import pytest
 
 from benchmarks.reference.agglomeration import agglomerate_reference
-from pipeline.seg.agglomeration import Scoring, agglomerate
+from pipeline.seg.agglomeration import Scoring, agglomerate, merge_histograms
 from pipeline.seg.edgeheap import new_heap, pop, remove, rescore
-from pipeline.seg.rag import region_contacts
+from pipeline.seg.mergeloop import histogram_quantiles
+from pipeline.seg.pairtable import find_edge, grown_edges, pair_hash, set_slot
+from pipeline.seg.rag import histogram_quantile, region_contacts
 from pipeline.seg.watershed import FragmentParams, fragments_from_boundary
 from tests.conftest import shared_file
 
@@ -106,3 +110,71 @@ def test_edge_heap_pops_the_smallest_score_then_edge():
             live[e] = float(values[i])
         elif op == 2 and e in live:
             del live[e]
+
+
+def test_fractional_and_large_histograms_merge_as_the_reference():
+    rng = np.random.default_rng(5)
+    u, v, count, total, hist = random_graph(rng, 120, 500, ties=True)
+    assert merge_histograms(hist).dtype == np.uint32  # counts: added up as uint32
+    for h in (hist * 0.37, hist << 30):  # fractions; counts whose sums pass 2**32: float64
+        assert merge_histograms(h).dtype == np.float64
+        for scoring in SCORINGS[1:]:
+            got = agglomerate(120, u, v, count, total, h, scoring)
+            want = agglomerate_reference(120, u, v, count, total, h, scoring)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_compiled_quantiles_are_the_floats_of_histogram_quantile():
+    rng = np.random.default_rng(3)
+    for nb in (1, 2, 16):
+        counts = rng.integers(0, 4, (300, nb)) * (rng.random((300, 1)) < 0.8)  # empty rows too
+        fractions = np.round(rng.random((300, nb)) * 3, 1)
+        for hist in (counts.astype(np.uint32), fractions):
+            for q in (0.0, 0.1, 0.5, 0.85, 1.0):
+                want = histogram_quantile(hist, q)
+                np.testing.assert_array_equal(histogram_quantiles(hist, q), want)
+
+
+@numba.njit(cache=True)
+def _table_insert(table, n_entries, n, ends, edges):
+    """Insert ``edges`` (under their current ends) into the pair table, growing it as the merge
+    loop does; return the table."""
+    for e in edges:
+        if 2 * (n_entries + 1) > table.size:
+            table = grown_edges(table)
+        h = pair_hash(ends[e, 0], ends[e, 1], n)
+        s, g = find_edge(table, h, ends[e, 0], ends[e, 1], ends)
+        if g == -1:
+            set_slot(table, s, h, e)
+            n_entries += 1
+    return table
+
+
+@numba.njit(cache=True)
+def _table_find(table, n, ends, pairs):
+    out = np.empty(len(pairs), np.int64)
+    for i in range(len(pairs)):
+        a, b = pairs[i, 0], pairs[i, 1]
+        out[i] = find_edge(table, pair_hash(a, b, n), a, b, ends)[1]
+    return out
+
+
+def test_pair_table_finds_the_live_edge_after_moves_and_deaths():
+    rng = np.random.default_rng(7)
+    n = 300
+    keys = rng.choice(n * n, 4000, replace=False)
+    pairs = np.stack([keys // n, keys % n], axis=1)
+    pairs = pairs[pairs[:, 0] < pairs[:, 1]].astype(np.int32)  # distinct unordered pairs
+    m = len(pairs) // 2  # the first half are the edges; the rest, pairs that edges move to
+    ends = pairs[:m].copy()
+    table = _table_insert(np.zeros(16, np.uint64), 0, n, ends, np.arange(m))
+    moved = rng.choice(m, m // 3, replace=False)
+    ends[moved] = pairs[m : m + len(moved)]
+    table = _table_insert(table, m, n, ends, moved)
+    dead = rng.choice(m, m // 4, replace=False)
+    ends[dead, 0] = -1
+    want = {(min(a, b), max(a, b)): e for e, (a, b) in enumerate(ends.tolist()) if a >= 0}
+    both = np.concatenate([pairs, pairs[:, ::-1]])
+    got = _table_find(table, n, ends, both)
+    for (a, b), g in zip(both.tolist(), got.tolist(), strict=True):
+        assert g == want.get((min(a, b), max(a, b)), -1)
