@@ -30,7 +30,7 @@ from benchmarks.accuracy_data import (
     part_urls,
     prediction,
 )
-from pipeline.evaluate.choice import choose, figures, held_out
+from pipeline.evaluate.choice import figures, held_out
 
 FRAGMENT_THRESHOLDS = (0.2, 0.35, 0.5, 0.65)
 CHOICE_SECTIONS = slice(100, 130)
@@ -77,8 +77,8 @@ def main() -> dict:
     ):
         choice = mean_curve(args.fold_model, "choice", *choice_part(args.fold_model), client)
         test = mean_curve(args.model, "test", *part_urls(args.model, "fib")["test"], client)
-    ft, t = choose(choice)
     result = held_out(choice, test)
+    ft, t = result["setting"]
     return {
         "fold_model": args.fold_model,
         "model": args.model,

@@ -191,8 +191,8 @@ class ObjectsBlock:
             if self.skeleton_level != self.level:
                 read = self._skeleton_roi(block.write_roi, vol_roi)
                 labels = self._read(self.skeleton_level, read, self.skeleton_geometry[1])
-            if labels.size:
                 origin = np.array(read.begin, np.float64)
+            if labels.size:
                 self._skeletonize(labels, origin, self.skeleton_geometry[1], skels)
         self._save(block, ids, counts, meshes, skels)
 

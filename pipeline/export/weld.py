@@ -25,7 +25,6 @@ def _weld_index(keys: np.ndarray) -> tuple[np.ndarray, int]:
         cap *= 2
     slots = np.full(cap, -1, np.int64)
     out = np.empty(n, np.int64)
-    first = np.empty(n, np.int64)
     n_unique = 0
     for i in range(n):
         h = np.uint64(0)
@@ -36,12 +35,11 @@ def _weld_index(keys: np.ndarray) -> tuple[np.ndarray, int]:
             j = slots[s]
             if j == -1:
                 slots[s] = i
-                first[i] = n_unique
                 out[i] = n_unique
                 n_unique += 1
                 break
             if keys[j, 0] == keys[i, 0] and keys[j, 1] == keys[i, 1] and keys[j, 2] == keys[i, 2]:
-                out[i] = first[j]
+                out[i] = out[j]
                 break
             s = (s + 1) & (cap - 1)
     return out, n_unique
