@@ -68,12 +68,15 @@ def local_shape_descriptors(
             for s, r, n in zip(box, reach, labels.shape, strict=True)
         )
         mask = dense[grown] == index
-        descriptors = (
-            _descriptors(mask, sigma_vox, spacing, sigma)
-            if downsample == 1
-            else _descriptors_downsampled(mask, sigma_vox, spacing, sigma, int(downsample))
+        inner = tuple(
+            slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, grown, strict=True)
         )
-        out[(slice(None),) + grown][:, mask] = descriptors[:, mask]
+        if downsample == 1:
+            values = _descriptors(mask, sigma_vox, spacing, sigma, inner=inner)[:, mask[inner]]
+        else:
+            f = int(downsample)
+            values = _descriptors_downsampled(mask, sigma_vox, spacing, sigma, f, inner)
+        out[(slice(None),) + grown][:, mask] = values
     return out
 
 
@@ -90,24 +93,37 @@ def _dense_ids(labels: np.ndarray, ignore_label: int | None) -> np.ndarray:
 
 
 def _descriptors(
-    mask: np.ndarray, sigma_vox: np.ndarray, spacing: np.ndarray, sigma: float, soft: bool = False
+    mask: np.ndarray,
+    sigma_vox: np.ndarray,
+    spacing: np.ndarray,
+    sigma: float,
+    soft: bool = False,
+    inner: tuple[slice, ...] | None = None,
 ) -> np.ndarray:
     """The LSD channels of one neuron (``mask``, or with ``soft`` a fraction per voxel) inside
-    its crop, in world units."""
+    its crop, in world units: at the voxels of the box ``inner`` of the crop (default: all).
+
+    The Gaussian window is filtered one axis at a time, each result cropped to ``inner`` along
+    that axis before the next (the values inside are those of the whole crop's filter)."""
     ndim = mask.ndim
+    inner = inner or tuple(slice(0, n) for n in mask.shape)
     m = mask.astype(np.float32 if soft else np.float64)
 
     def window(values: np.ndarray) -> np.ndarray:
-        return ndimage.gaussian_filter(values, sigma_vox, mode="constant", truncate=TRUNCATE)
+        for axis in range(ndim):
+            values = ndimage.gaussian_filter1d(
+                values, sigma_vox[axis], axis=axis, mode="constant", truncate=TRUNCATE
+            )[(slice(None),) * axis + (inner[axis],)]
+        return values
 
     mass = window(m)
     safe = np.maximum(mass, 1e-12)
-    grids = np.meshgrid(
-        *[np.arange(n) * s for n, s in zip(mask.shape, spacing, strict=True)], indexing="ij"
-    )
+    axes = [np.arange(n) * s for n, s in zip(mask.shape, spacing, strict=True)]
+    grids = np.meshgrid(*axes, indexing="ij")
+    near = np.meshgrid(*[a[i] for a, i in zip(axes, inner, strict=True)], indexing="ij")
     centre = [window(m * g) / safe for g in grids]
     variance = [window(m * g * g) / safe - c * c for g, c in zip(grids, centre, strict=True)]
-    channels = [(c - g) / sigma * 0.5 + 0.5 for c, g in zip(centre, grids, strict=True)]
+    channels = [(c - g) / sigma * 0.5 + 0.5 for c, g in zip(centre, near, strict=True)]
     channels += [v / sigma**2 for v in variance]
     for a, b in combinations(range(ndim), 2):
         cov = window(m * grids[a] * grids[b]) / safe - centre[a] * centre[b]
@@ -119,26 +135,30 @@ def _descriptors(
 
 
 def _descriptors_downsampled(
-    mask: np.ndarray, sigma_vox: np.ndarray, spacing: np.ndarray, sigma: float, factor: int
+    mask: np.ndarray,
+    sigma_vox: np.ndarray,
+    spacing: np.ndarray,
+    sigma: float,
+    factor: int,
+    inner: tuple[slice, ...],
 ) -> np.ndarray:
-    """``_descriptors`` computed on the mask block-averaged by ``factor`` (a coarse voxel holds
-    the fraction of it inside the neuron), taken back to ``mask``'s grid by nearest upsampling
-    with the mean offsets re-measured from each fine voxel."""
+    """``_descriptors`` at the voxels of ``mask`` (channels x voxels, in ``np.nonzero`` order;
+    all of them lie in the box ``inner``), computed on the mask block-averaged by ``factor`` (a
+    coarse voxel holds the fraction of it inside the neuron): each fine voxel takes its coarse
+    voxel's channels (nearest upsampling), with the mean offsets re-measured from the fine voxel
+    instead of the coarse voxel's centre. Only the neuron's own voxels are gathered."""
     pad = [(0, (-n) % factor) for n in mask.shape]
     m = np.pad(mask.astype(np.float32), pad)
     coarse_shape = [n // factor for n in m.shape]
     split = [v for n in coarse_shape for v in (n, factor)]
     coarse = m.reshape(split).mean(axis=tuple(range(1, 2 * mask.ndim, 2)))
-    channels = _descriptors(coarse, sigma_vox / factor, spacing * factor, sigma, soft=True)
-    # nearest upsampling (fine voxel j takes coarse voxel j // factor), then the mean offsets
-    # re-measured from the fine voxel instead of the coarse voxel's centre
-    out = channels
-    for axis, n in enumerate(mask.shape):
-        out = np.repeat(out, factor, axis=axis + 1)[(slice(None),) * (axis + 1) + (slice(0, n),)]
-    for axis, n in enumerate(mask.shape):
-        j = np.arange(n)
+    cells = tuple(slice(s.start // factor, -(-s.stop // factor)) for s in inner)
+    channels = _descriptors(coarse, sigma_vox / factor, spacing * factor, sigma, True, cells)
+    fine = np.nonzero(mask)
+    out = channels[
+        (slice(None),) + tuple(j // factor - c.start for j, c in zip(fine, cells, strict=True))
+    ]
+    for axis, j in enumerate(fine):
         shift = (j - (j // factor * factor + (factor - 1) / 2)) * spacing[axis] / sigma * 0.5
-        view = [1] * mask.ndim
-        view[axis] = n
-        out[axis] = np.clip(out[axis] - shift.reshape(view), 0.0, 1.0)
+        out[axis] = np.clip(out[axis] - shift, 0.0, 1.0)
     return out.astype(np.float32)

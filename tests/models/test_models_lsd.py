@@ -104,3 +104,52 @@ def test_downsampled_descriptors_approach_the_exact_ones_as_sigma_grows():
     assert errors[1] < 0.025 and errors[1] < 0.6 * errors[0], errors
     with pytest.raises(InputError):
         local_shape_descriptors(labels, 4.0, downsample=0)
+
+
+def _reference_descriptors(labels: np.ndarray, sigma: float, factor: int) -> np.ndarray:
+    """Reference without the shortcuts: at full resolution each neuron's descriptors over the
+    whole volume; downsampled, over its grown box (the coarse grid starts at the box's corner)
+    upsampled whole by repetition; then taken at its voxels."""
+    from scipy import ndimage
+
+    from models.volumetric.lsd import _descriptors
+
+    out = np.zeros((lsd_channels(3),) + labels.shape, np.float32)
+    sv, sp, reach = np.full(3, sigma), np.ones(3), int(np.ceil(TRUNCATE * sigma))
+    for value, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        if factor == 1:
+            mask = labels == value
+            out[:, mask] = _descriptors(mask, sv, sp, sigma)[:, mask]
+            continue
+        grown = tuple(slice(max(0, b.start - reach), min(48, b.stop + reach)) for b in box)
+        mask = labels[grown] == value
+        n = mask.shape
+        m = np.pad(mask.astype(np.float32), [(0, k % 2) for k in n])
+        m = m.reshape(m.shape[0] // 2, 2, m.shape[1] // 2, 2, m.shape[2] // 2, 2)
+        d = _descriptors(m.mean(axis=(1, 3, 5)), sv / 2, sp * 2, sigma, soft=True)
+        d = d.repeat(2, axis=1).repeat(2, axis=2).repeat(2, axis=3)[:, : n[0], : n[1], : n[2]]
+        for axis in range(3):
+            j = np.arange(n[axis])
+            shift = (j - (j // 2 * 2 + 0.5)) / sigma * 0.5
+            view = [1, 1, 1]
+            view[axis] = n[axis]
+            d[axis] = np.clip(d[axis] - shift.reshape(view), 0.0, 1.0)
+        out[(slice(None),) + grown][:, mask] = d[:, mask]
+    return out
+
+
+@pytest.mark.parametrize("factor", [1, 2])
+def test_bounding_boxes_and_gathering_change_nothing(factor):
+    """Each neuron filtered in its grown box, axis by axis cropped to its own box, and (when
+    downsampled) only its voxels gathered: the very values of the whole-volume computation."""
+    rng = np.random.default_rng(3)
+    labels = np.ones((48, 48, 48), np.uint32)
+    for value in range(2, 10):  # boxes of random size and place, some cut by the volume's edge
+        lo = rng.integers(-8, 40, 3)
+        hi = lo + rng.integers(6, 30, 3)
+        labels[tuple(slice(max(0, a), max(0, b)) for a, b in zip(lo, hi, strict=True))] = value
+    expect = _reference_descriptors(labels, 3.0, factor)
+    got = local_shape_descriptors(labels, 3.0, ignore_label=None, downsample=factor)
+    np.testing.assert_array_equal(got, expect)
