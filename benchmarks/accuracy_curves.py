@@ -43,19 +43,28 @@ def fragment_thresholds() -> tuple[float, ...]:
 
 
 def segment_part(
-    pred_url: str, root: Path, client, bias: float | None = None, threshold: float = 0.5
+    pred_url: str,
+    root: Path,
+    client,
+    bias: float | None = None,
+    threshold: float = 0.5,
+    sigma_seeds: float | None = None,
 ) -> tuple[str, str]:
-    """Fragments (watershed at fragments ``threshold``, or mutex with ``bias_long=bias``) and
-    region graph of one part's prediction under ``root``; resumes from done markers. Returns
-    (fragments URL, tables)."""
+    """Fragments (watershed at fragments ``threshold`` and, when given, ``sigma_seeds``, or
+    mutex with ``bias_long=bias``) and region graph of one part's prediction under ``root``;
+    resumes from done markers. Returns (fragments URL, tables)."""
     from pipeline.seg.mutex import MutexParams
     from pipeline.stages.fragments import run_fragments
     from pipeline.stages.graph import run_graph
     from pipeline.stages.mutex import run_mutex_fragments
     from workflows.steps.segmentation import fragment_params
 
-    section = example_fragments().model_copy(update={"threshold": threshold})
+    update: dict = {"threshold": threshold}
     name = f"ws-{threshold}" if bias is None else f"mutex-{bias}"
+    if sigma_seeds is not None:
+        update["sigma_seeds"] = sigma_seeds
+        name += f"-seeds{sigma_seeds}"
+    section = example_fragments().model_copy(update=update)
     frag, tables = str(root / f"{name}.zarr" / "fragments"), str(root / f"{name}-tables")
     if bias is None:
         params = fragment_params(section)

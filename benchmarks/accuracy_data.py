@@ -6,6 +6,8 @@ likely): ``fib`` = fib_medulla_train (160x250x250), parts ``train_a`` z 0-49, ``
 50-99 (together the choice set z 0-99) and ``test`` z 130-159 (unseen in training by every
 model); ``gala`` = gala_fib_train (50x100x200), parts ``half_a`` x 0-99 and ``half_b`` x 100-199
 (the two folds). ``PETASEG_BENCH_ACCURACY_YX=N`` keeps only y, x < N of both (tests).
+``PETASEG_BENCH_ACCURACY_TTA=1`` predicts with test-time augmentation (``petaseg predict --tta``,
+16 flips and transposes averaged; boundary models only), cached apart from plain predictions.
 """
 
 from __future__ import annotations
@@ -86,12 +88,16 @@ def raw_url(volume: str) -> str:
     return str(url)
 
 
+def tta() -> bool:
+    return os.environ.get("PETASEG_BENCH_ACCURACY_TTA", "") not in ("", "0")
+
+
 def model_tag(model: str) -> str:
     from models.checkpoint import file_checksum
     from models.zoo import model_path
 
     path = model_path(model)
-    return f"{path.stem}-{file_checksum(path)[:8]}"
+    return f"{path.stem}-{file_checksum(path)[:8]}" + ("-tta" if tta() else "")
 
 
 def prediction(model: str, volume: str) -> tuple[str, dict]:
@@ -105,6 +111,7 @@ def prediction(model: str, volume: str) -> tuple[str, dict]:
         note(f"predicting {model} over {volume} (cached afterwards in {root})")
         args = ["predict", "--model", model, "--input", raw_url(volume), "--output", str(url)]
         args += ["--overlap", "0", "--dtype", "uint8", "--cluster", "threads:1"]
+        args += ["--tta"] if tta() else []
         t0 = time.perf_counter()
         with _stdout_to_stderr():
             if petaseg(args) != 0:

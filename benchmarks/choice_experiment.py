@@ -9,6 +9,11 @@ scored with that choice on z 130-159 (unseen by both). The curve of the chosen-o
 scored figures go to stdout as one JSON line.
 
     python -m benchmarks.choice_experiment --fold-model FOLD.pt [--model fib-boundary-v1]
+        [--scoring mean|learned:MODEL] [--fragment-thresholds 0.2,0.35,0.5,0.65]
+        [--sigma-seeds 0,1,2]
+
+``--sigma-seeds`` adds the watershed's seed smoothing to the settings chosen; ``--scoring``
+agglomerates with another scoring (its merge threshold chosen the same way).
 
 Predictions and segmentations are cached with ``bench accuracy``'s (``accuracy_data``).
 """
@@ -53,38 +58,66 @@ def choice_part(model: str) -> tuple[str, str]:
     return str(p), str(g)
 
 
-def mean_curve(model: str, name: str, pred: str, gt: str, client) -> dict:
-    """VI/ARAND per (fragments threshold, merge threshold) of one part."""
+def settings_curve(
+    model: str, name: str, pred: str, gt: str, client, options: argparse.Namespace
+) -> dict:
+    """VI/ARAND per setting of one part: (fragments threshold, merge threshold), or (seed
+    smoothing, fragments threshold, merge threshold) when ``options.sigma_seeds`` is given."""
     root = cache_root() / model_tag(model) / f"fib-{name}-seg"
     curve: dict = {}
-    for ft in FRAGMENT_THRESHOLDS:
-        frag, tables = segment_part(pred, root, client, threshold=ft)
-        for t, s in agglomeration_curve(tables, truth_of(frag, gt), "mean").items():
-            curve[(ft, t)] = s
+    for seeds in options.sigma_seeds or [None]:
+        for ft in options.fragment_thresholds:
+            frag, tables = segment_part(pred, root, client, threshold=ft, sigma_seeds=seeds)
+            truth = truth_of(frag, gt)
+            for t, s in agglomeration_curve(tables, truth, options.scoring).items():
+                curve[(ft, t) if seeds is None else (seeds, ft, t)] = s
     return curve
 
 
-def main() -> dict:
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",")]
+
+
+def main(argv: list[str] | None = None) -> dict:
     from distributed import Client, LocalCluster
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--fold-model", required=True, help="network trained on FIB z 0-99 only")
     ap.add_argument("--model", default="fib-boundary-v1", help="the network scored on z 130-159")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--scoring", default="mean", help="agglomeration scoring, e.g. learned:fib-edge-v1"
+    )
+    ap.add_argument(
+        "--fragment-thresholds",
+        type=_floats,
+        default=list(FRAGMENT_THRESHOLDS),
+        help="comma-separated watershed thresholds",
+    )
+    ap.add_argument(
+        "--sigma-seeds",
+        type=_floats,
+        default=None,
+        help="comma-separated seed smoothings to choose from too (default: the workflow's)",
+    )
+    args = ap.parse_args(argv)
     with (
         LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
         Client(cluster) as client,
     ):
-        choice = mean_curve(args.fold_model, "choice", *choice_part(args.fold_model), client)
-        test = mean_curve(args.model, "test", *part_urls(args.model, "fib")["test"], client)
+        fold = choice_part(args.fold_model)
+        choice = settings_curve(args.fold_model, "choice", *fold, client, args)
+        test_part = part_urls(args.model, "fib")["test"]
+        test = settings_curve(args.model, "test", *test_part, client, args)
     result = held_out(choice, test)
-    ft, t = result["setting"]
+    names = ("fragments_threshold", "threshold")
+    names = names if args.sigma_seeds is None else ("sigma_seeds", *names)
     return {
         "fold_model": args.fold_model,
         "model": args.model,
-        "chosen": {"fragments_threshold": ft, "threshold": t},
+        "scoring": args.scoring,
+        "chosen": dict(zip(names, result["setting"], strict=True)),
         "chosen_on": "FIB z 100-129 predicted by the fold network (trained on z 0-99 only)",
-        "scored": figures(test[(ft, t)]),
+        "scored": figures(test[result["setting"]]),
         "scored_on": "FIB z 130-159 predicted by the shipped network",
         "held_out": result,
         "choice_curve_vi_sum": [[list(k), round(s["vi_sum"], 4)] for k, s in choice.items()],

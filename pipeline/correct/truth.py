@@ -59,6 +59,14 @@ class FragmentTruth:
         table.add(seg, self.gt, self.count)
         return scores_from_table(*table.table())
 
+    def majority_oracle(self) -> dict[str, float]:
+        """Scores of the oracle agglomeration of these fragments: each fragment joined to the
+        neuron holding most of its voxels (GALA's "best possible" segmentation). What no merge
+        threshold can beat: the fragments' own errors (a fragment across a boundary) remain."""
+        ids = np.unique(self.fragment)
+        fragments, neuron, _, _ = self.segment_majority(Lut.from_arrays(ids, ids))
+        return self.scores(Lut.from_arrays(fragments, neuron))
+
     def segment_majority(self, lut: Lut) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(segment ids, majority gt id, voxels of it, labelled voxels) per segment."""
         return _majority(lut.lookup(self.fragment), self.gt, self.count)
