@@ -49,10 +49,12 @@ def segment_part(
     bias: float | None = None,
     threshold: float = 0.5,
     sigma_seeds: float | None = None,
+    method: str = "watershed",
 ) -> tuple[str, str]:
-    """Fragments (watershed at fragments ``threshold`` and, when given, ``sigma_seeds``, or
-    mutex with ``bias_long=bias``) and region graph of one part's prediction under ``root``;
-    resumes from done markers. Returns (fragments URL, tables)."""
+    """Fragments (``method`` watershed or affinity_watershed at fragments ``threshold`` and,
+    when given, ``sigma_seeds``, or mutex with ``bias_long=bias``) and region graph of one
+    part's prediction under ``root``; resumes from done markers. Returns (fragments URL,
+    tables)."""
     from pipeline.seg.mutex import MutexParams
     from pipeline.stages.fragments import run_fragments
     from pipeline.stages.graph import run_graph
@@ -64,11 +66,14 @@ def segment_part(
     if sigma_seeds is not None:
         update["sigma_seeds"] = sigma_seeds
         name += f"-seeds{sigma_seeds}"
+    if method != "watershed":
+        name = name.replace("ws-", f"{method}-", 1)
     section = example_fragments().model_copy(update=update)
     frag, tables = str(root / f"{name}.zarr" / "fragments"), str(root / f"{name}-tables")
     if bias is None:
         params = fragment_params(section)
-        run_fragments(pred_url, frag, params, section.block, section.context, client, False)
+        args = (section.block, section.context, client, False)
+        run_fragments(pred_url, frag, params, *args, method=method)
     else:
         params = MutexParams(0.5, bias)
         run_mutex_fragments(pred_url, frag, params, section.block, None, client, False)

@@ -1,13 +1,18 @@
-"""How much of the segmentation error on unseen sections the boundary network causes (issue 15).
+"""How much of the segmentation error on unseen sections the network causes (issue 15).
 
 FIB z 130-159 (unseen in training by the shipped networks) is segmented as the example workflow
 does it (watershed fragments with its block, context, threshold and min_size; mean
-agglomeration) from two boundary maps:
+agglomeration) from two maps:
 
 - the network's (``--model``, default fib-boundary-v1; its test-time-augmented map with
   ``PETASEG_BENCH_ACCURACY_TTA=1``);
-- the ground truth's own boundaries (the training target: 2 voxels thick at every contact),
-  written as a boundary prediction of 0.95 on them and 0.05 elsewhere: a perfect network.
+- the ground truth's own (the training target: for a boundary model its boundaries, 2 voxels
+  thick at every contact; for an affinity model its affinities at the model's offsets), 0.95
+  on a boundary (affinity 0.05 across one) and 0.05 elsewhere: a perfect network.
+
+Fragments by ``--method``: ``watershed`` (of the boundary map, or of ``1 - mean`` of the
+nearest-neighbour affinities) or ``affinity_watershed`` (over the faces' affinities), at the
+fragments threshold ``--fragment-threshold`` (default the example workflow's).
 
 For each map and each ``--sigma-seeds`` (smoothing of the distance transform before its maxima
 seed the watershed) the row holds: the fragments' count; the *oracle agglomeration* of the
@@ -17,6 +22,7 @@ merge-threshold curve (chosen on the scored part itself: for reference, never a 
 One JSON line on stdout.
 
     python -m benchmarks.headroom_experiment [--model fib-boundary-v1] [--sigma-seeds 2]
+        [--method watershed|affinity_watershed] [--fragment-threshold 0.5]
 """
 
 from __future__ import annotations
@@ -46,17 +52,38 @@ def truth_boundary_map(labels: np.ndarray) -> np.ndarray:
     return np.round(values * 255).astype(np.uint8)
 
 
-def truth_prediction(gt_url: str, out_url: str) -> str:
-    """The ground truth's boundary map written as a boundary prediction at ``out_url`` (cached)."""
+def truth_prediction(gt_url: str, like_url: str, out_url: str) -> str:
+    """The ground truth's own map, of the kind of the prediction at ``like_url`` (boundary, or
+    affinities at its offsets), written as such a prediction at ``out_url`` (cached)."""
+    from models.volumetric.targets import affinities
+    from pipeline.io.volume import open_volume
+
+    like = open_volume(like_url)
+    attrs = {"value_scale": 1 / 255, "value_offset": 0.0, "output": like.attrs["output"]}
     if not (Path(out_url) / "zarr.json").exists():
-        attrs = {"value_scale": 1 / 255, "value_offset": 0.0, "output": "boundary"}
-        _write(out_url, truth_boundary_map(read_part(gt_url)), None, attrs)
+        labels = read_part(gt_url)
+        if like.channels:
+            attrs["offsets"] = like.attrs["offsets"]
+            same, _ = affinities(labels, attrs["offsets"])
+            values = np.where(same > 0.5, ON_BOUNDARY, INSIDE)  # affinity: high within a neuron
+            _write(out_url, np.round(values * 255).astype(np.uint8), like.channels, attrs)
+        else:
+            _write(out_url, truth_boundary_map(labels), None, attrs)
     return out_url
 
 
-def headroom_row(pred_url: str, gt_url: str, root: Path, client, sigma_seeds: float) -> dict:
-    """Fragments, oracle agglomeration and mean agglomeration figures of one boundary map."""
-    frag, tables = segment_part(pred_url, root, client, sigma_seeds=sigma_seeds)
+def headroom_row(
+    pred_url: str, gt_url: str, root: Path, client, sigma_seeds: float, options: argparse.Namespace
+) -> dict:
+    """Fragments, oracle agglomeration and mean agglomeration figures of one map."""
+    frag, tables = segment_part(
+        pred_url,
+        root,
+        client,
+        threshold=options.fragment_threshold,
+        sigma_seeds=sigma_seeds,
+        method=options.method,
+    )
     truth = truth_of(frag, gt_url)
     curve = agglomeration_curve(tables, truth, "mean")
     best = choose(curve)
@@ -70,34 +97,50 @@ def headroom_row(pred_url: str, gt_url: str, root: Path, client, sigma_seeds: fl
     }
 
 
-def headroom(model: str, sigma_seeds: list[float], client) -> dict:
+def headroom(options: argparse.Namespace, client) -> dict:
     """Rows of the network's map and of the ground truth's map on FIB z 130-159."""
-    pred_url, gt_url = part_urls(model, "fib")["test"]
-    truth_url = truth_prediction(gt_url, str(cache_root() / "truth-map" / "fib-test.zarr" / "pred"))
-    maps = {model_tag(model): pred_url, "ground-truth boundaries": truth_url}
+    pred_url, gt_url = part_urls(options.model, "fib")["test"]
+    tag = model_tag(options.model)
+    truth_root = cache_root() / "truth-map" / f"{tag.removesuffix('-tta')}-fib-test.zarr"
+    truth_url = truth_prediction(gt_url, pred_url, str(truth_root / "pred"))
+    maps = {tag: pred_url, "ground truth": truth_url}
     rows = []
     for name, url in maps.items():
-        seg_root = Path(url).parent.parent / "headroom-seg"
-        for s in sigma_seeds:
-            rows.append({"map": name, **headroom_row(url, gt_url, seg_root, client, s)})
-    return {"part": "FIB z 130-159", "model": model, "rows": rows}
+        part = Path(url).parent  # .../NAME.zarr/pred: segmentations beside NAME.zarr
+        seg_root = part.with_name(part.name.removesuffix(".zarr") + "-headroom-seg")
+        for s in options.sigma_seeds:
+            row = headroom_row(url, gt_url, seg_root, client, s, options)
+            rows.append({"map": name, **row})
+    return {
+        "part": "FIB z 130-159",
+        "model": options.model,
+        "method": options.method,
+        "fragment_threshold": options.fragment_threshold,
+        "rows": rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     from distributed import Client, LocalCluster
 
+    from benchmarks.accuracy_curves import example_fragments
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="fib-boundary-v1", help="the network whose map is scored")
     ap.add_argument(
-        "--sigma-seeds", default="2", help="comma-separated seed smoothings (voxels), e.g. 0,1,2"
+        "--sigma-seeds",
+        type=lambda text: [float(v) for v in text.split(",")],
+        default=[2.0],
+        help="comma-separated seed smoothings (voxels), e.g. 0,1,2",
     )
-    args = ap.parse_args(argv)
-    seeds = [float(v) for v in args.sigma_seeds.split(",")]
+    ap.add_argument("--method", choices=("watershed", "affinity_watershed"), default="watershed")
+    ap.add_argument("--fragment-threshold", type=float, default=example_fragments().threshold)
+    options = ap.parse_args(argv)
     with (
         LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
         Client(cluster) as client,
     ):
-        result = headroom(args.model, seeds, client)
+        result = headroom(options, client)
     print(json.dumps(result), flush=True)
     return result
 

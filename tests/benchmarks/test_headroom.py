@@ -59,3 +59,25 @@ def test_headroom_runs_on_a_small_crop(tmp_path, monkeypatch, capsys):
         if name == "ground-truth boundaries":  # a perfect map: fragments far closer to the truth
             network = next(r for (n, s), r in rows.items() if s == seeds and n != name)
             assert oracle < 0.6 * network["oracle_agglomeration"]["vi_sum"]
+
+
+@pytest.mark.skipif(not (DATA / "fib_medulla_flyem").exists(), reason="needs ../shared/data")
+def test_headroom_of_an_affinity_model_uses_true_affinities(tmp_path, monkeypatch, capsys):
+    """For an affinity model the perfect map holds the ground truth's affinities at the model's
+    offsets: fragments over its faces cross no neuron boundary at all."""
+    from benchmarks.headroom_experiment import main
+    from pipeline.io.volume import open_volume
+    from tests.benchmarks.test_bench_accuracy import _tiny_affinity_model
+
+    _tiny_affinity_model(tmp_path / "aff.pt")
+    monkeypatch.setenv("PETASEG_BENCH_ACCURACY_YX", "32")
+    monkeypatch.setenv("PETASEG_BENCH_ACCURACY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PETASEG_BENCH_ACCURACY_THRESHOLDS", "0.1,0.5")
+    args = ["--model", str(tmp_path / "aff.pt"), "--method", "affinity_watershed"]
+    main([*args, "--sigma-seeds", "1", "--fragment-threshold", "0.2"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["method"] == "affinity_watershed" and out["fragment_threshold"] == 0.2
+    truth = next(r for r in out["rows"] if r["map"] == "ground truth")
+    assert truth["oracle_agglomeration"]["vi_sum"] < 0.05
+    maps = list((tmp_path / "cache").rglob("truth-map/*-fib-test.zarr"))
+    assert len(maps) == 1 and open_volume(str(maps[0] / "pred")).channels == 6
