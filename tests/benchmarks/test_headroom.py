@@ -55,7 +55,7 @@ def test_headroom_runs_on_a_small_crop(tmp_path, monkeypatch, capsys):
         oracle = row["oracle_agglomeration"]["vi_sum"]
         assert row["fragments"] > 1
         assert 0 <= oracle <= row["mean_best_on_scored_part"]["vi_sum"] + 1e-9
-        assert row["mean_at_workflow_threshold"]["threshold"] == 0.5
+        assert row["mean_at_0.5"]["threshold"] == 0.5
         if name == "ground-truth boundaries":  # a perfect map: fragments far closer to the truth
             network = next(r for (n, s), r in rows.items() if s == seeds and n != name)
             assert oracle < 0.6 * network["oracle_agglomeration"]["vi_sum"]
