@@ -62,12 +62,11 @@ def segment_part(
     from workflows.steps.segmentation import fragment_params
 
     update: dict = {"threshold": threshold}
-    name = f"ws-{threshold}" if bias is None else f"mutex-{bias}"
+    prefix = "ws" if method == "watershed" else method
+    name = f"{prefix}-{threshold}" if bias is None else f"mutex-{bias}"
     if sigma_seeds is not None:
         update["sigma_seeds"] = sigma_seeds
         name += f"-seeds{sigma_seeds}"
-    if method != "watershed":
-        name = name.replace("ws-", f"{method}-", 1)
     section = example_fragments().model_copy(update=update)
     frag, tables = str(root / f"{name}.zarr" / "fragments"), str(root / f"{name}-tables")
     if bias is None:

@@ -74,7 +74,7 @@ def settings_curve(
     return curve
 
 
-def _floats(text: str) -> list[float]:
+def floats_list(text: str) -> list[float]:
     return [float(v) for v in text.split(",")]
 
 
@@ -89,13 +89,13 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument(
         "--fragment-thresholds",
-        type=_floats,
+        type=floats_list,
         default=list(FRAGMENT_THRESHOLDS),
         help="comma-separated watershed thresholds",
     )
     ap.add_argument(
         "--sigma-seeds",
-        type=_floats,
+        type=floats_list,
         default=None,
         help="comma-separated seed smoothings to choose from too (default: the workflow's)",
     )

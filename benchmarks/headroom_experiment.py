@@ -36,6 +36,7 @@ import numpy as np
 
 from benchmarks.accuracy_curves import agglomeration_curve, segment_part, truth_of
 from benchmarks.accuracy_data import _write, cache_root, model_tag, part_urls, read_part
+from benchmarks.choice_experiment import floats_list
 from pipeline.correct.truth import FragmentTruth
 from pipeline.evaluate.choice import choose, figures
 
@@ -49,8 +50,13 @@ def truth_boundary_map(labels: np.ndarray) -> np.ndarray:
     from models.volumetric.targets import boundary_map
 
     target, _ = boundary_map(labels)
-    values = np.where(target > 0.5, ON_BOUNDARY, INSIDE)
-    return np.round(values * 255).astype(np.uint8)
+    return _as_prediction(target > 0.5, ON_BOUNDARY)
+
+
+def _as_prediction(marked: np.ndarray, value: float) -> np.ndarray:
+    """uint8 prediction (value / 255): ``value`` where ``marked``, the other level elsewhere."""
+    other = INSIDE if value == ON_BOUNDARY else ON_BOUNDARY
+    return np.round(np.where(marked, value, other) * 255).astype(np.uint8)
 
 
 def truth_prediction(gt_url: str, like_url: str, out_url: str) -> str:
@@ -66,8 +72,8 @@ def truth_prediction(gt_url: str, like_url: str, out_url: str) -> str:
         if like.channels:
             attrs["offsets"] = like.attrs["offsets"]
             same, _ = affinities(labels, attrs["offsets"])
-            values = np.where(same > 0.5, ON_BOUNDARY, INSIDE)  # affinity: high within a neuron
-            _write(out_url, np.round(values * 255).astype(np.uint8), like.channels, attrs)
+            values = _as_prediction(same > 0.5, ON_BOUNDARY)  # affinity: high within a neuron
+            _write(out_url, values, like.channels, attrs)
         else:
             _write(out_url, truth_boundary_map(labels), None, attrs)
     return out_url
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--model", default="fib-boundary-v1", help="the network whose map is scored")
     ap.add_argument(
         "--sigma-seeds",
-        type=lambda text: [float(v) for v in text.split(",")],
+        type=floats_list,
         default=[2.0],
         help="comma-separated seed smoothings (voxels), e.g. 0,1,2",
     )
